@@ -1,0 +1,125 @@
+"""The ``nhpipe`` command line.  ``main(argv) -> int``; nothing imports this module.
+
+User errors print one line on stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import warnings
+
+from . import __version__
+from .errors import InputError
+from .models import available
+from .summarise import STATISTICS
+from .tiling import DEFAULT_STRIDE
+
+EXIT_USAGE = 2
+
+_RUN_EPILOG = f"""\
+output: one FITS file with the HDUs {', '.join(STATISTICS)}, NH and COVERAGE.
+  MEAN..Q97_5 are statistics of the samples of log10(<n_H>_m / cm-3); STD is in dex;
+  NH is N_H of hydrogen nuclei in cm-2 (N_H = 2 N(H2)); every HDU has the WCS of
+  the chosen grid and provenance cards (model, checksums, seed, distance, command).
+
+examples:
+  nhpipe run orionB_NH2.fits --distance 400pc --species H2 --model powerlaw --samples 16
+  nhpipe run perB5.fits --distance 300pc --species H2 --out perB5_n.fits --output-grid model
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line (InputError) instead of exiting."""
+
+    def error(self, message):
+        raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nhpipe",
+        description="Maps of the mass-weighted mean density <n_H>_m along the line of sight, "
+        "with uncertainties, from Herschel column-density maps.",
+    )
+    parser.add_argument("--version", action="version", version=f"nhpipe {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="estimate <n_H>_m maps from a column-density FITS map",
+        description="Read an N(H2) or N_H map, regrid it to the model's physical pixel at "
+        "the cloud's distance, run the model over overlapping 128-px patches, and write "
+        "per-pixel statistics of log10 <n_H>_m to one FITS file.",
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("input", metavar="INPUT.fits", help="column-density map (FITS with WCS)")
+    run.add_argument("--distance", help="distance to the cloud, e.g. 400pc or 0.4kpc (required)")
+    run.add_argument("--species", choices=["H2", "H"], type=str.upper,
+                     help="the map gives N(H2) (HGBS, Hi-GAL) or N_H; required unless the "
+                     "header says")
+    run.add_argument("--bunit", help="unit of the map values when BUNIT is missing or wrong, "
+                     "e.g. cm-2 or '1e21 cm-2'")
+    run.add_argument("--model", default="powerlaw", help=f"estimator: {', '.join(available())} "
+                     "(default: powerlaw)")
+    run.add_argument("--samples", type=int, default=16,
+                     help="samples of <n_H>_m per patch (default: 16)")
+    run.add_argument("--hdu", help="HDU index or name to read (default: first 2-D image)")
+    run.add_argument("--out", help="output FITS (default: INPUT_nhpipe_MODEL.fits here)")
+    run.add_argument("--output-grid", choices=["input", "model"], default="input",
+                     help="write on the input's grid (default) or on the model's grid")
+    run.add_argument("--stride", type=int, default=DEFAULT_STRIDE,
+                     help=f"step between 128-px patches in model pixels (default: "
+                     f"{DEFAULT_STRIDE}, at most 96)")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                     help="where the model runs (default: auto = cuda if available)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_cmd_run)
+    return parser
+
+
+def _cmd_run(args, command: str) -> int:
+    from .pipeline import run_map
+
+    out = run_map(
+        args.input, distance=args.distance, out=args.out, species=args.species,
+        bunit=args.bunit, hdu=args.hdu, model=args.model, samples=args.samples,
+        output_grid=args.output_grid, stride=args.stride, device=args.device,
+        seed=args.seed, overwrite=args.overwrite,
+        progress=not args.quiet and sys.stderr.isatty(), command=command,
+    )
+    if not args.quiet:
+        print(f"wrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = "nhpipe " + shlex.join(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            args = build_parser().parse_args(argv)
+            if getattr(args, "handler", None) is None:
+                build_parser().print_help()
+                return EXIT_USAGE
+            return args.handler(args, command)
+        except InputError as exc:
+            print(f"nhpipe: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("nhpipe: interrupted", file=sys.stderr)
+            return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"nhpipe: warning: {message}", file=sys.stderr)
+
+
+def entry_point() -> None:
+    sys.exit(main())

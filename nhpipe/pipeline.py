@@ -1,0 +1,205 @@
+"""The runner: the one place that knows the order of the stages.
+
+load -> regrid -> tile -> infer -> summarise -> stitch -> (map back) -> write
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .errors import InputError
+from .load import ColumnMap, load_map
+from .models import load_model, resolve_device
+from .regrid import model_grid, resample
+from .summarise import STATISTICS, summarise
+from .tiling import DEFAULT_STRIDE, coverage, fill_blanks, plan_tiles, stitch, tile
+from .units import parse_distance
+from .write import Plane, check_output_path, write_planes
+
+#: Output grids: the input map's own, or the model's physical grid.
+OUTPUT_GRIDS = ("input", "model")
+
+_PLANE_DOC = {
+    "MEAN": ("log(cm-3)", "mean of log10 <n_H>_m samples"),
+    "MODE": ("log(cm-3)", "half-sample mode of log10 <n_H>_m samples"),
+    "STD": ("dex", "standard deviation of log10 <n_H>_m samples"),
+    "ENTROPY": ("", "exp(Shannon entropy) of 0.1-dex histogram, in bins"),
+    "Q02_5": ("log(cm-3)", "2.5% quantile of log10 <n_H>_m"),
+    "Q16": ("log(cm-3)", "16% quantile of log10 <n_H>_m"),
+    "Q50": ("log(cm-3)", "median of log10 <n_H>_m"),
+    "Q84": ("log(cm-3)", "84% quantile of log10 <n_H>_m"),
+    "Q97_5": ("log(cm-3)", "97.5% quantile of log10 <n_H>_m"),
+}
+
+
+def default_output(source, model: str) -> Path:
+    """``<input stem>_nhpipe_<model>.fits`` in the current directory (inputs may be read-only)."""
+    stem = Path(source).stem if isinstance(source, (str, os.PathLike)) else "map"
+    return Path(f"{stem}_nhpipe_{model}.fits")
+
+
+def infer_map(model, log_nh: np.ndarray, *, n_samples: int, generator: torch.Generator,
+              stride: int = DEFAULT_STRIDE, batch_size: int = 8, progress: bool = False):
+    """Run a model over a whole map in overlapping patches and stitch the statistics.
+
+    Parameters
+    ----------
+    model : registered model
+        See :mod:`nhpipe.models`.
+    log_nh : ndarray, shape (ny, nx)
+        log10 N_H (cm-2) on the model's grid; NaN where blank (filled for inference).
+    n_samples : int
+        Samples per patch.
+    generator : torch.Generator
+        On the model's device; the only source of randomness.
+    stride : int
+        Step between patches in pixels.
+    batch_size : int
+        Patches per call of the model.
+    progress : bool
+        Show a progress bar over patches.
+
+    Returns
+    -------
+    stats : ndarray, shape (len(STATISTICS), ny, nx)
+        Stitched per-pixel statistics (see :func:`nhpipe.summarise.summarise`), NaN
+        where ``log_nh`` is blank.
+    count : ndarray, shape (ny, nx)
+        Number of patches that contributed to each pixel.
+    """
+    blank = ~np.isfinite(log_nh)
+    tiling = plan_tiles(log_nh.shape, stride=stride)
+    patches = tile(fill_blanks(log_nh), tiling).astype(np.float32)
+    device = generator.device
+    results = []
+    with torch.inference_mode(), tqdm(total=len(tiling), unit="patch", disable=not progress,
+                                      desc=f"{model.name} x{n_samples}") as bar:
+        for start in range(0, len(patches), batch_size):
+            batch = torch.from_numpy(patches[start : start + batch_size, None]).to(device)
+            draws = model.sample(batch, n_samples, generator).float().cpu().numpy()
+            results.extend(summarise(d[:, 0]) for d in draws)
+            bar.update(len(batch))
+    stats = stitch(np.stack(results), tiling)
+    stats[:, blank] = np.nan
+    return stats, coverage(tiling)
+
+
+def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None,
+            model="powerlaw", samples=16, output_grid="input", stride=DEFAULT_STRIDE,
+            device="auto", seed=0, overwrite=False, progress=False, command=None) -> Path:
+    """Turn a column-density map into a FITS file of <n_H>_m statistics.
+
+    Parameters
+    ----------
+    source : path or any input accepted by :func:`nhpipe.load.load_map`
+        N(H2) or N_H map.
+    distance : str, float or Quantity
+        Distance to the cloud (``'400pc'``; a bare number is in pc).
+    out : path, optional
+        Output FITS; default :func:`default_output`.
+    species, bunit, hdu
+        Passed to :func:`nhpipe.load.load_map`.
+    model : str
+        Registered model name.
+    samples : int
+        Samples of <n_H>_m per patch (>= 1).
+    output_grid : {'input', 'model'}
+        Write on the input's grid (same shape and WCS) or on the model's.
+    stride : int
+        Step between 128-px patches, in model pixels.
+    device : {'auto', 'cpu', 'cuda'}
+    seed : int
+        Seed of the random generator: the same seed gives the same file contents.
+    overwrite : bool
+        Replace an existing output.
+    progress : bool
+        Progress bar over patches.
+    command : str, optional
+        Command line recorded in the header.
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    # Every option is checked before any work, so a bad one costs nothing.
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise InputError(f"--samples must be a positive integer, got {samples!r}")
+    if output_grid not in OUTPUT_GRIDS:
+        raise InputError(f"--output-grid must be input or model, got {output_grid!r}")
+    _check_stride(stride)
+    distance_pc = parse_distance(distance)
+    torch_device = resolve_device(device)
+    out = Path(out) if out is not None else default_output(source, model)
+    is_path = isinstance(source, (str, os.PathLike))
+    check_output_path(out, inputs=[source] if is_path else [], overwrite=overwrite)
+    estimator = load_model(model, device=torch_device)
+
+    cmap = load_map(source, hdu=hdu, species=species, bunit=bunit)
+    grid_wcs, grid_shape = model_grid(cmap.wcs, cmap.shape, pixel_pc=estimator.pixel_pc,
+                                      distance_pc=distance_pc)
+    nh_grid, _ = resample(cmap.nh, cmap.wcs, grid_wcs, grid_shape)
+    if not np.isfinite(nh_grid).any():
+        raise InputError(f"{cmap.name}: no valid pixel left on the model grid")
+    generator = torch.Generator(device=torch_device).manual_seed(int(seed))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_nh = np.log10(nh_grid)
+    stats, count = infer_map(estimator, log_nh, n_samples=int(samples), generator=generator,
+                             stride=stride, progress=progress)
+
+    if output_grid == "input":
+        wcs, nh = cmap.wcs, cmap.nh
+        stats, _ = resample(stats, grid_wcs, cmap.wcs, cmap.shape)
+        stats[:, ~np.isfinite(nh)] = np.nan
+        count, _ = resample(count, grid_wcs, cmap.wcs, cmap.shape)
+    else:
+        wcs, nh = grid_wcs, nh_grid
+
+    planes = [Plane(name, stats[i], *_PLANE_DOC[name]) for i, name in enumerate(STATISTICS)]
+    planes.append(Plane("NH", nh, "cm-2", "N_H of hydrogen nuclei on this grid"))
+    planes.append(Plane("COVERAGE", np.nan_to_num(count), "",
+                        "number of 128-px patches blended into each pixel"))
+    provenance = _provenance(cmap, estimator, samples=samples, seed=seed,
+                             distance_pc=distance_pc, stride=stride, output_grid=output_grid,
+                             device=torch_device, command=command)
+    return write_planes(out, planes, wcs, provenance, overwrite=overwrite)
+
+
+def _check_stride(stride) -> None:
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)):
+        raise InputError(f"--stride must be an integer number of pixels, got {stride!r}")
+    try:
+        plan_tiles((1, 1), stride=stride)
+    except ValueError as exc:
+        raise InputError(f"--{exc}") from None
+
+
+def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, output_grid,
+                device, command) -> dict:
+    cards = {
+        "ORIGIN": ("nhpipe", "software that wrote this file"),
+        "NHPVERS": (__version__, "nhpipe version"),
+        "MODEL": (model.name, "estimator of <n_H>_m"),
+        "MODELSHA": (model.checksum, "sha256 of weights or config"),
+        "PIXPC": (model.pixel_pc, "[pc] model pixel size"),
+        "NSAMPLES": (int(samples), "samples of <n_H>_m per patch"),
+        "SEED": (int(seed), "seed of the random generator"),
+        "DISTPC": (distance_pc, "[pc] distance to the cloud"),
+        "SPECIES": (cmap.species, "input species; N_H = 2 N(H2)"),
+        "STRIDE": (int(stride), "[model px] step between 128-px patches"),
+        "OUTGRID": (output_grid, "grid of this file: input or model"),
+        "DEVICE": (str(device), "device used for inference"),
+        "INFILE": (cmap.name, "input map"),
+        "INSHA256": (cmap.sha256 or "n/a", "sha256 of the input file"),
+        "DATE": (_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+                 "UTC date of this file"),
+    }
+    if command:
+        cards["NHPCMD"] = (command, "command line")
+    return cards
