@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,16 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import InputError
-from .load import ColumnMap, load_map
+from .load import ColumnMap, NhpipeWarning, load_map
 from .models import load_model, resolve_device
 from .regrid import model_grid, resample
 from .summarise import STATISTICS, summarise
 from .tiling import DEFAULT_STRIDE, coverage, fill_blanks, plan_tiles, stitch, tile
-from .units import parse_distance
+from .units import parse_distance, pixel_scale_deg
 from .write import Plane, check_output_path, write_planes
+
+#: A beam wider than this many model pixels gets a warning.
+BEAM_WARN_PIXELS = 3.0
 
 #: Output grids: the input map's own, or the model's physical grid.
 OUTPUT_GRIDS = ("input", "model")
@@ -142,6 +146,7 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None,
     estimator = load_model(model, device=torch_device)
 
     cmap = load_map(source, hdu=hdu, species=species, bunit=bunit)
+    _warn_if_beam_coarse(cmap, estimator.pixel_pc, distance_pc)
     grid_wcs, grid_shape = model_grid(cmap.wcs, cmap.shape, pixel_pc=estimator.pixel_pc,
                                       distance_pc=distance_pc)
     nh_grid, _ = resample(cmap.nh, cmap.wcs, grid_wcs, grid_shape)
@@ -155,9 +160,12 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None,
 
     if output_grid == "input":
         wcs, nh = cmap.wcs, cmap.nh
-        stats, _ = resample(stats, grid_wcs, cmap.wcs, cmap.shape)
-        stats[:, ~np.isfinite(nh)] = np.nan
-        count, _ = resample(count, grid_wcs, cmap.wcs, cmap.shape)
+        # Extending the statistics by their nearest valid value first lets the bilinear
+        # mapping reach the input's edge pixels; the input's own blanks are masked after.
+        back, _ = resample(fill_blanks(np.concatenate([stats, count[None]])), grid_wcs,
+                           cmap.wcs, cmap.shape)
+        back[:, ~np.isfinite(nh)] = np.nan
+        stats, count = back[:-1], back[-1]
     else:
         wcs, nh = grid_wcs, nh_grid
 
@@ -169,6 +177,20 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None,
                              distance_pc=distance_pc, stride=stride, output_grid=output_grid,
                              device=torch_device, command=command)
     return write_planes(out, planes, wcs, provenance, overwrite=overwrite)
+
+
+def _warn_if_beam_coarse(cmap: ColumnMap, pixel_pc: float, distance_pc: float) -> None:
+    """Warn when the map's beam (BMAJ) spans many model pixels: structure the model was
+    trained to see is then smoothed away, and estimates are biased towards the diffuse."""
+    bmaj = cmap.header.get("BMAJ")
+    if not isinstance(bmaj, (int, float)) or bmaj <= 0:
+        return
+    ratio = bmaj / pixel_scale_deg(pixel_pc, distance_pc)
+    if ratio > BEAM_WARN_PIXELS:
+        warnings.warn(
+            f"{cmap.name}: the beam ({bmaj * 3600:.1f}\") spans {ratio:.1f} model pixels of "
+            f"{pixel_pc:.3f} pc at {distance_pc:g} pc; estimates will be smoothed towards "
+            "diffuse values", NhpipeWarning, stacklevel=3)
 
 
 def _check_stride(stride) -> None:
@@ -186,7 +208,7 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
         "ORIGIN": ("nhpipe", "software that wrote this file"),
         "NHPVERS": (__version__, "nhpipe version"),
         "MODEL": (model.name, "estimator of <n_H>_m"),
-        "MODELSHA": (model.checksum, "sha256 of weights or config"),
+        "MODELSHA": (model.checksum, ""),
         "PIXPC": (model.pixel_pc, "[pc] model pixel size"),
         "NSAMPLES": (int(samples), "samples of <n_H>_m per patch"),
         "SEED": (int(seed), "seed of the random generator"),
@@ -196,7 +218,7 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
         "OUTGRID": (output_grid, "grid of this file: input or model"),
         "DEVICE": (str(device), "device used for inference"),
         "INFILE": (cmap.name, "input map"),
-        "INSHA256": (cmap.sha256 or "n/a", "sha256 of the input file"),
+        "INSHA256": (cmap.sha256 or "n/a", ""),
         "DATE": (_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
                  "UTC date of this file"),
     }

@@ -42,7 +42,7 @@ def model_grid(wcs: WCS, shape: tuple[int, int], *, pixel_pc: float, distance_pc
         TAN WCS with square pixels of ``pixel_pc / distance_pc`` radians, in the frame
         of the input (ICRS/FK5 or Galactic), north up and east left.
     shape_out : (ny, nx)
-        The smallest shape that covers the input's footprint.
+        The smallest shape that covers the input's footprint, plus one pixel each side.
     """
     if not pixel_pc > 0:
         raise ValueError(f"pixel_pc must be positive, got {pixel_pc!r}")
@@ -54,7 +54,10 @@ def model_grid(wcs: WCS, shape: tuple[int, int], *, pixel_pc: float, distance_pc
         wcs_out, shape_out = find_optimal_celestial_wcs(
             [(tuple(shape), wcs)], resolution=resolution, projection="TAN"
         )
-    return wcs_out, tuple(int(n) for n in shape_out)
+    # One spare pixel on each side keeps the input's edge pixels between model pixel
+    # centres, so results interpolated back to the input grid reach its edges.
+    wcs_out.wcs.crpix = wcs_out.wcs.crpix + 1
+    return wcs_out, tuple(int(n) + 2 for n in shape_out)
 
 
 def resample(image: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[int, int]):

@@ -93,14 +93,20 @@ def plan_tiles(shape, *, size=PATCH, stride=DEFAULT_STRIDE, margin=DEFAULT_MARGI
 
 
 def fill_blanks(image: np.ndarray) -> np.ndarray:
-    """Replace NaNs by the nearest valid value (networks cannot take NaN)."""
-    blank = ~np.isfinite(image)
+    """Replace blank pixels by the nearest valid pixel (networks cannot take NaN).
+
+    Parameters
+    ----------
+    image : ndarray, shape (..., ny, nx)
+        A pixel is blank when any of its leading-axis values is not finite.
+    """
+    blank = ~np.all(np.isfinite(image), axis=tuple(range(image.ndim - 2)))
     if not blank.any():
         return image.copy()
     if blank.all():
         raise ValueError("cannot fill an image with no valid pixel")
     _, (iy, ix) = ndimage.distance_transform_edt(blank, return_indices=True)
-    return image[iy, ix]
+    return image[..., iy, ix]
 
 
 def tile(image: np.ndarray, tiling: Tiling) -> np.ndarray:

@@ -1,0 +1,45 @@
+"""Make a synthetic Herschel-like N(H2) map to try nhpipe on.
+
+A simulated cloud (nhpipe.sims) 256 x 256 cells of 0.026 pc across and 128 deep is
+projected, seen at 400 pc with 3" pixels and an 18.2" beam (HGBS high-resolution maps),
+given 2 % noise and written as N(H2) in cm-2 with a TAN WCS in Orion B.  The true
+<n_H>_m map is written beside it for comparison.
+
+    python examples/make_example_map.py            # writes examples/example_NH2.fits
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from nhpipe.sims.cloud import CELL_PC, draw_params, make_cube
+from nhpipe.sims.observe import ARCSEC_PER_RAD, herschel_like_hdu, tan_wcs
+from nhpipe.sims.project import project
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).with_name("example_NH2.fits")))
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cells", type=int, default=256, help="map side in 0.026-pc cells")
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(args.seed)
+    params = draw_params(rng)
+    cube = make_cube(params, rng, shape=(128, args.cells, args.cells))
+    nh, n_m = project(cube, axis=0, cell_pc=CELL_PC)
+    hdu = herschel_like_hdu(nh, cell_pc=CELL_PC, distance_pc=400.0, rng=rng)
+    hdu.header["SEED"] = (args.seed, "seed of nhpipe.sims")
+    hdu.writeto(args.out, overwrite=True)
+    truth = Path(args.out).with_name(Path(args.out).stem + "_true_nm.fits")
+    cell_arcsec = CELL_PC / 400.0 * ARCSEC_PER_RAD
+    header = tan_wcs(n_m.shape, pixel_arcsec=cell_arcsec).to_header()
+    header["BUNIT"] = ("log(cm-3)", "true log10 <n_H>_m")
+    fits.PrimaryHDU(np.log10(n_m).astype(np.float32), header=header).writeto(truth, overwrite=True)
+    print(f"wrote {args.out} ({hdu.data.shape[1]} x {hdu.data.shape[0]} px) and {truth}")
+
+
+if __name__ == "__main__":
+    main()

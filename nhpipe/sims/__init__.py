@@ -1,0 +1,1 @@
+"""Simulated clouds, their projections, mock observations and simulation readers."""

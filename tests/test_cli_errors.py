@@ -1,0 +1,129 @@
+"""Every bad input gives one line on stderr, exit status 2, no traceback and no output."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from .conftest import make_header
+
+GOOD = ["--distance", "400pc", "--species", "H2"]
+
+
+def check_refused(run_cli, tmp_path, argv, match):
+    out = tmp_path / "out.fits"
+    status, stdout, stderr = run_cli("run", *argv, "--out", out, "--quiet")
+    assert status == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("nhpipe: error:")
+    assert match in lines[0]
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.fits.*"))
+
+
+class TestBadInput:
+    def test_not_fits(self, run_cli, tmp_path):
+        path = tmp_path / "notes.fits"
+        path.write_text("this is a text file\n")
+        check_refused(run_cli, tmp_path, [path, *GOOD], "not a readable FITS file")
+
+    def test_empty_file(self, run_cli, tmp_path):
+        path = tmp_path / "empty.fits"
+        path.write_bytes(b"")
+        check_refused(run_cli, tmp_path, [path, *GOOD], "empty")
+
+    def test_truncated(self, run_cli, tmp_path, write_map):
+        good = write_map()
+        path = tmp_path / "cut.fits"
+        path.write_bytes(good.read_bytes()[:5000])
+        check_refused(run_cli, tmp_path, [path, *GOOD], "truncated")
+
+    def test_missing_file(self, run_cli, tmp_path):
+        check_refused(run_cli, tmp_path, [tmp_path / "nope.fits", *GOOD], "no such file")
+
+    def test_no_image_hdu(self, run_cli, tmp_path):
+        path = tmp_path / "table.fits"
+        table = fits.BinTableHDU.from_columns([fits.Column(name="a", format="E", array=[1.0])])
+        fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
+        check_refused(run_cli, tmp_path, [path, *GOOD], "no 2-D image HDU")
+
+    def test_no_celestial_wcs(self, run_cli, tmp_path):
+        path = tmp_path / "linear.fits"
+        hdu = fits.PrimaryHDU(np.full((30, 30), 1e21))
+        hdu.header["BUNIT"] = "cm-2"
+        hdu.header["CTYPE1"] = "LINEAR"
+        hdu.header["CTYPE2"] = "LINEAR"
+        hdu.writeto(path)
+        check_refused(run_cli, tmp_path, [path, *GOOD], "no celestial WCS")
+
+    def test_real_cube(self, run_cli, tmp_path):
+        header = make_header((20, 20))
+        path = tmp_path / "cube.fits"
+        hdu = fits.PrimaryHDU(np.full((3, 20, 20), 1e21), header=header)
+        hdu.header["CTYPE3"] = "VRAD"
+        hdu.writeto(path)
+        check_refused(run_cli, tmp_path, [path, *GOOD], "real third axis")
+
+    def test_all_blank(self, run_cli, tmp_path, write_map):
+        path = write_map(data=np.full((30, 30), np.nan))
+        check_refused(run_cli, tmp_path, [path, *GOOD], "every pixel is blank")
+
+    def test_majority_nonpositive(self, run_cli, tmp_path, write_map):
+        data = np.full((30, 30), -1.0)
+        data[:5] = 1e21
+        path = write_map(data=data)
+        check_refused(run_cli, tmp_path, [path, *GOOD], "zero or negative")
+
+    def test_unknown_bunit(self, run_cli, tmp_path, write_map):
+        path = write_map(bunit="MJy/sr")
+        check_refused(run_cli, tmp_path, [path, *GOOD], "not a column density")
+
+    def test_missing_bunit(self, run_cli, tmp_path, write_map):
+        path = write_map(bunit=None)
+        check_refused(run_cli, tmp_path, [path, *GOOD], "--bunit")
+
+    def test_missing_species(self, run_cli, tmp_path, write_map):
+        check_refused(run_cli, tmp_path, [write_map(), "--distance", "400pc"], "--species")
+
+    def test_missing_distance(self, run_cli, tmp_path, write_map):
+        check_refused(run_cli, tmp_path, [write_map(), "--species", "H2"], "distance")
+
+    @pytest.mark.parametrize("distance", ["0pc", "-400pc"])
+    def test_nonpositive_distance(self, run_cli, tmp_path, write_map, distance):
+        path = write_map()
+        check_refused(run_cli, tmp_path, [path, f"--distance={distance}", "--species", "H2"],
+                      "positive")
+
+    def test_samples_zero(self, run_cli, tmp_path, write_map):
+        check_refused(run_cli, tmp_path, [write_map(), *GOOD, "--samples", "0"], "--samples")
+
+    def test_bad_stride(self, run_cli, tmp_path, write_map):
+        check_refused(run_cli, tmp_path, [write_map(), *GOOD, "--stride", "200"], "stride")
+
+    def test_unknown_model(self, run_cli, tmp_path, write_map):
+        check_refused(run_cli, tmp_path, [write_map(), *GOOD, "--model", "gpt"], "unknown model")
+
+    def test_output_in_missing_directory(self, run_cli, tmp_path, write_map):
+        out = tmp_path / "missing" / "out.fits"
+        status, _, stderr = run_cli("run", write_map(), *GOOD, "--out", out, "--quiet")
+        assert status == 2 and "does not exist" in stderr and len(stderr.splitlines()) == 1
+        assert not out.exists()
+
+    def test_existing_output_kept(self, run_cli, tmp_path, write_map):
+        out = tmp_path / "out.fits"
+        out.write_bytes(b"precious")
+        status, _, stderr = run_cli("run", write_map(), *GOOD, "--out", out, "--quiet")
+        assert status == 2 and "--overwrite" in stderr
+        assert out.read_bytes() == b"precious"
+
+    def test_output_is_input(self, run_cli, tmp_path, write_map):
+        path = write_map()
+        before = path.read_bytes()
+        status, _, stderr = run_cli("run", path, *GOOD, "--out", path, "--overwrite", "--quiet")
+        assert status == 2 and "is the input" in stderr
+        assert path.read_bytes() == before
+
+    def test_unknown_option(self, run_cli, write_map):
+        status, _, stderr = run_cli("run", write_map(), *GOOD, "--frobnicate")
+        assert status == 2 and len(stderr.strip().splitlines()) == 1
