@@ -79,7 +79,60 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing output")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_cmd_run)
+
+    make = sub.add_parser(
+        "make-dataset",
+        help="simulate clouds and write (N_H, <n_H>_m) training regions to HDF5",
+        description="Simulate 3-D clouds (nhpipe.sims), project each along its three axes "
+        "and write 128x128 regions of log10 N_H (input) and log10 <n_H>_m (target) with "
+        "their metadata. Splits train/val/test (80/10/10 %) are made by cube.",
+    )
+    make.add_argument("--n-cubes", type=int, required=True, help="cubes to simulate (3 regions each)")
+    make.add_argument("--out", required=True, help="output HDF5 file")
+    make.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    make.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
+    make.add_argument("--beam", type=float, default=None, metavar="ARCSEC",
+                      help="smooth the inputs by a Gaussian beam of this FWHM (e.g. 18.2)")
+    make.add_argument("--distance", default="400pc",
+                      help="distance used with --beam (default: 400pc)")
+    make.add_argument("--noise", type=float, default=0.0,
+                      help="relative rms noise added to the inputs (default: 0)")
+    make.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    make.add_argument("--quiet", action="store_true", help="no progress bar")
+    make.set_defaults(handler=_cmd_make_dataset)
+
+    describe = sub.add_parser(
+        "describe-dataset", help="counts and ranges of a dataset, and a PNG of them",
+        description="Print counts and ranges per split and draw the distributions of "
+        "log10 N_H and log10 <n_H>_m and their joint histogram.",
+    )
+    describe.add_argument("data", help="HDF5 file from make-dataset")
+    describe.add_argument("--png", help="PNG to write (default: DATA_describe.png here)")
+    describe.set_defaults(handler=_cmd_describe_dataset)
     return parser
+
+
+def _cmd_make_dataset(args, command: str) -> int:
+    from .data import make_dataset
+    from .units import parse_distance
+
+    out = make_dataset(args.out, n_cubes=args.n_cubes, seed=args.seed, workers=args.workers,
+                       beam_arcsec=args.beam, distance_pc=parse_distance(args.distance),
+                       noise=args.noise, overwrite=args.overwrite,
+                       progress=not args.quiet and sys.stderr.isatty())
+    if not args.quiet:
+        print(f"wrote {out}")
+    return 0
+
+
+def _cmd_describe_dataset(args, command: str) -> int:
+    from pathlib import Path
+
+    from .data import describe_dataset
+
+    png = args.png or f"{Path(args.data).stem}_describe.png"
+    print(describe_dataset(args.data, png=png))
+    return 0
 
 
 def _cmd_run(args, command: str) -> int:

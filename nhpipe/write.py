@@ -1,10 +1,11 @@
-"""Stage *write*: the one place that writes FITS files, always atomically."""
+"""Stage *write*: the one place that writes output files (FITS here), always atomically."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,16 +79,28 @@ def write_planes(out, planes: list[Plane], wcs: WCS, provenance: dict, *, overwr
         header["COMMENT"] = plane.comment
         _add_cards(header, provenance)
         hdus.append(fits.ImageHDU(np.asarray(plane.data, dtype=np.float32), header=header))
-    hdul = fits.HDUList(hdus)
+    with atomic_path(out) as tmp:
+        fits.HDUList(hdus).writeto(tmp, overwrite=True, output_verify="exception",
+                                   checksum=True)
+    return out
+
+
+@contextmanager
+def atomic_path(out):
+    """Yield a temporary path beside ``out``; rename it to ``out`` if the block succeeds.
+
+    The temporary file is removed if the block fails, so a crash or a Ctrl-C never leaves
+    a half-written file under the output's name.
+    """
+    out = Path(out)
     handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(handle)
     try:
-        hdul.writeto(tmp, overwrite=True, output_verify="exception", checksum=True)
+        yield tmp
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return out
 
 
 def _add_cards(header: fits.Header, cards: dict) -> None:
