@@ -109,7 +109,77 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("data", help="HDF5 file from make-dataset")
     describe.add_argument("--png", help="PNG to write (default: DATA_describe.png here)")
     describe.set_defaults(handler=_cmd_describe_dataset)
+
+    train = sub.add_parser(
+        "train", help="train a network (unet, cinn, ddpm) on a dataset",
+        description="Train a network on the train split of a dataset, validating on the val "
+        "split. Writes OUT.safetensors and OUT.json (the model card), OUT.csv and OUT.png "
+        "(loss curves) and OUT.ckpt (a checkpoint every few minutes, for --resume).",
+    )
+    train.add_argument("--model", required=True, choices=["unet", "cinn", "ddpm"])
+    train.add_argument("--data", required=True, help="HDF5 file from make-dataset")
+    train.add_argument("--out", required=True, help="output stem, e.g. models/unet")
+    train.add_argument("--epochs", type=int, default=20, help="passes over the training regions")
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    train.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    train.add_argument("--max-minutes", type=float, default=None,
+                       help="stop and save after this wall-clock time")
+    train.add_argument("--crop", type=int, default=64, help="training crop side in px (default 64)")
+    train.add_argument("--config", default=None,
+                       help='architecture options as JSON, e.g. \'{"base": 16}\'')
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_cmd_train)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="the poster's metrics on a split, next to the power-law baseline",
+        description="Recompute MSE(log10), error at 80%% accuracy, interval coverage, CRPS "
+        "(overall and per density bin), parameters and regions/s of a model on a split, "
+        "and of the power law refitted on the train split, on the same pixels.",
+    )
+    evaluate.add_argument("--model", required=True, action="append",
+                          help="model to evaluate (repeat for several)")
+    evaluate.add_argument("--data", required=True, help="HDF5 file from make-dataset")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--samples", type=int, default=16, help="samples per region")
+    evaluate.add_argument("--max-regions", type=int, default=None,
+                          help="evaluate only the first N regions of the split")
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    evaluate.add_argument("--out", default="evaluation", help="writes OUT.json and OUT.md")
+    evaluate.set_defaults(handler=_cmd_evaluate)
     return parser
+
+
+def _cmd_train(args, command: str) -> int:
+    import json
+
+    from .train import train
+
+    try:
+        config = json.loads(args.config) if args.config else None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--config is not valid JSON ({exc})") from None
+    card = train(args.model, args.data, args.out, epochs=args.epochs,
+                 batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+                 resume=args.resume, max_minutes=args.max_minutes, crop=args.crop,
+                 config=config, progress=not args.quiet and sys.stderr.isatty())
+    print(f"wrote {args.out}.safetensors ({card['parameters']:,} parameters), "
+          f"{args.out}.json, .csv, .png")
+    return 0
+
+
+def _cmd_evaluate(args, command: str) -> int:
+    from .evaluate import evaluate, markdown_table, write_results
+
+    results = [evaluate(name, args.data, split=args.split, samples=args.samples,
+                        max_regions=args.max_regions, device=args.device)
+               for name in args.model]
+    json_path, md_path = write_results(results, args.out)
+    print(markdown_table(results))
+    print(f"wrote {json_path} and {md_path}")
+    return 0
 
 
 def _cmd_make_dataset(args, command: str) -> int:

@@ -170,8 +170,8 @@ def load_split(path, split: str):
             if h5.attrs.get("format") != FORMAT:
                 raise InputError(f"{path}: not an nhpipe dataset (format {FORMAT})")
             group = h5[split]
-            arrays = [group[name][...].astype(np.float32) + group[name].attrs["offset"]
-                      for name in OFFSETS]
+            arrays = [(group[name][...] + np.float32(group[name].attrs["offset"]))
+                      .astype(np.float32) for name in OFFSETS]
             return arrays[0], arrays[1], group["cube"][...]
     except OSError as exc:
         raise InputError(f"{path}: cannot read the dataset ({exc})") from None

@@ -13,23 +13,49 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 
 import torch
 
 from ..errors import InputError
-from .analytic import ConstantWidth, PowerLaw
+from ._common import Normaliser, load_weights, read_card
+from .analytic import ConstantWidth, PowerLaw, PowerLawConfig
+from .cinn import CINN, CINNConfig
+from .ddpm import DDPM, DDPMConfig
+from .unet import HeteroUNet, UNetConfig
 
 #: Analytic models, built from their default configuration.
 ANALYTIC = {"powerlaw": PowerLaw, "width": ConstantWidth}
 
+#: Trained networks: name -> (config class, model class).
+NETWORKS = {"unet": (UNetConfig, HeteroUNet), "cinn": (CINNConfig, CINN),
+            "ddpm": (DDPMConfig, DDPM)}
+
+
+def models_dir() -> Path:
+    """Folder of the shipped weights: $NHPIPE_MODELS, else ``models/`` of the checkout."""
+    return Path(os.environ.get("NHPIPE_MODELS", Path(__file__).resolve().parents[2] / "models"))
+
 
 def available() -> list[str]:
     """Names accepted by :func:`load_model`."""
-    return sorted(ANALYTIC)
+    return sorted(ANALYTIC) + sorted(NETWORKS)
 
 
-def load_model(name: str, *, device: str | torch.device = "cpu"):
+def build_network(name: str, config: dict | None, normaliser: Normaliser):
+    """A fresh (untrained) network from its name, config dict and normaliser."""
+    config_cls, model_cls = NETWORKS[name]
+    return model_cls(config_cls(**(config or {})), normaliser)
+
+
+def load_model(name: str, *, device: str | torch.device = "cpu", path=None):
     """Build a registered model by name and move it to ``device``.
+
+    Networks are rebuilt from their model card and safetensors weights in
+    :func:`models_dir` (or ``path``, a file stem ``DIR/NAME``); the weights' sha256 is
+    checked first.  A ``powerlaw`` model card there (``powerlaw.json``, written by
+    ``nhpipe evaluate``/``train``) replaces the default power law by the fitted one.
 
     Returns
     -------
@@ -37,9 +63,23 @@ def load_model(name: str, *, device: str | torch.device = "cpu"):
         In eval mode, on ``device``, with a ``checksum`` attribute: the sha256 of its
         weights file, or of its configuration for analytic models.
     """
-    if name not in ANALYTIC:
+    if name not in ANALYTIC and name not in NETWORKS:
         raise InputError(f"unknown model {name!r}: choose one of {', '.join(available())}")
-    model = ANALYTIC[name]()
+    stem = Path(path) if path is not None else models_dir() / name
+    if name in NETWORKS:
+        card = read_card(stem)
+        state = load_weights(stem, card)
+        model = build_network(name, card["config"], Normaliser(**card["normaliser"]))
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise InputError(f"weights of {name} do not fit its card ({exc})") from None
+        model.checksum = card["sha256"]
+        return model.to(device).eval()
+    if name == "powerlaw" and stem.with_suffix(".json").is_file():
+        model = PowerLaw(PowerLawConfig(**read_card(stem)["config"]))
+    else:
+        model = ANALYTIC[name]()
     model.checksum = hashlib.sha256(
         json.dumps(model.card(), sort_keys=True).encode()
     ).hexdigest()

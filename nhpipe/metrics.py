@@ -1,0 +1,62 @@
+"""Accuracy and calibration metrics in log10 units (the poster's, plus calibration).
+
+All functions take log10 values: ``pred`` (N,) point estimates, ``samples`` (S, N) draws,
+``truth`` (N,) true log10 <n_H>_m.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Density bins of true <n_H>_m (cm-3): diffuse medium, clumps, cores (Ribeiro & Hily-Blant).
+DENSITY_BINS = {"diffuse (<200)": (-np.inf, np.log10(200.0)),
+                "clumps (200-1e4)": (np.log10(200.0), 4.0),
+                "cores (>1e4)": (4.0, np.inf)}
+
+
+def mse(pred, truth) -> float:
+    """Mean squared error of log10: E[(log10 Y_pred - log10 Y_true)^2]."""
+    return float(np.mean((np.asarray(pred) - np.asarray(truth)) ** 2))
+
+
+def error_at_accuracy(pred, truth, accuracy: float = 0.8) -> float:
+    """The sigma (dex) at which Acc(sigma) = accuracy: the quantile of |delta|."""
+    return float(np.quantile(np.abs(np.asarray(pred) - np.asarray(truth)), accuracy))
+
+
+def coverage(samples, truth, level: float) -> float:
+    """Fraction of truths inside the central ``level`` interval of the samples."""
+    lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return float(np.mean((truth >= lo) & (truth <= hi)))
+
+
+def crps(samples, truth) -> float:
+    """Continuous ranked probability score, E|X - y| - E|X - X'|/2, from samples (dex)."""
+    x = np.sort(np.asarray(samples, dtype=np.float64), axis=0)
+    s = len(x)
+    term1 = np.mean(np.abs(x - truth[None]), axis=0)
+    # E|X - X'| from sorted samples: (2 / S^2) sum_i (2i - S - 1) x_(i)
+    weights = (2 * np.arange(1, s + 1) - s - 1)[:, None]
+    term2 = (2.0 / s**2) * np.sum(weights * x, axis=0)
+    return float(np.mean(term1 - 0.5 * term2))
+
+
+def all_metrics(samples, truth) -> dict:
+    """The metric set for one model on some pixels: samples (S, N), truth (N,)."""
+    pred = np.mean(samples, axis=0)
+    out = {"pixels": int(truth.size), "mse_log10": mse(pred, truth),
+           "error_at_80pct_dex": error_at_accuracy(pred, truth)}
+    if len(samples) > 1:
+        out.update(coverage_68=coverage(samples, truth, 0.68),
+                   coverage_95=coverage(samples, truth, 0.95), crps_dex=crps(samples, truth))
+    return out
+
+
+def binned_metrics(samples, truth) -> dict:
+    """:func:`all_metrics` overall and in the three density bins of the truth."""
+    result = {"all": all_metrics(samples, truth)}
+    for name, (lo, hi) in DENSITY_BINS.items():
+        keep = (truth >= lo) & (truth < hi)
+        if keep.any():
+            result[name] = all_metrics(samples[:, keep], truth[keep])
+    return result

@@ -1,0 +1,144 @@
+"""What every trained network shares: normalisation, checkpoints and model cards.
+
+A network's file pair is ``NAME.safetensors`` (weights, no pickle) and ``NAME.json`` (the
+model card: architecture config, normalisation, physical pixel size, training recipe,
+metrics and the sha256 of the weights file).  The model is rebuilt from these two files
+alone; the sha256 is checked before the weights are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import InputError
+
+
+@dataclass
+class Normaliser:
+    """Maps log10 N_H and log10 <n_H>_m to the network's unit-scale variables.
+
+    Input  x = (log10 N_H - nh_mean) / nh_std.
+    Target r = (log10 <n_H>_m - a - b log10 N_H) / r_std: the residual from the power law
+    fitted on the training split, so a network only learns what the power law misses.
+    All five numbers are fitted on the training data and stored in the model card.
+    """
+
+    nh_mean: float
+    nh_std: float
+    a: float
+    b: float
+    r_std: float
+
+    @classmethod
+    def fit(cls, log_nh: np.ndarray, log_nm: np.ndarray) -> "Normaliser":
+        x = np.asarray(log_nh, np.float64).ravel()
+        y = np.asarray(log_nm, np.float64).ravel()
+        b, a = np.polyfit(x, y, 1)
+        return cls(float(x.mean()), float(x.std()), float(a), float(b),
+                   float(np.std(y - a - b * x)))
+
+    def inputs(self, log_nh: torch.Tensor) -> torch.Tensor:
+        return (log_nh - self.nh_mean) / self.nh_std
+
+    def targets(self, log_nm: torch.Tensor, log_nh: torch.Tensor) -> torch.Tensor:
+        return (log_nm - self.a - self.b * log_nh) / self.r_std
+
+    def log_density(self, r: torch.Tensor, log_nh: torch.Tensor) -> torch.Tensor:
+        """Invert :meth:`targets`: r and log10 N_H (broadcastable) -> log10 <n_H>_m."""
+        return self.a + self.b * log_nh + self.r_std * r
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_network(model: torch.nn.Module, stem, card: dict) -> dict:
+    """Write ``stem.safetensors`` and ``stem.json``; returns the card with its sha256."""
+    from ..write import atomic_path
+
+    stem = Path(stem)
+    weights = stem.with_suffix(".safetensors")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(weights) as tmp:
+        save_file(tensors, tmp)
+    card = dict(card, weights=weights.name, sha256=sha256_file(weights),
+                parameters=int(sum(p.numel() for p in model.parameters())))
+    with atomic_path(stem.with_suffix(".json")) as tmp:
+        Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    return card
+
+
+def read_card(stem) -> dict:
+    path = Path(stem).with_suffix(".json")
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"no model card {path}: train the model first (nhpipe train)") \
+            from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"model card {path} is not valid JSON ({exc})") from None
+
+
+def load_weights(stem, card: dict) -> dict:
+    """Read the weights after checking their sha256 against the card."""
+    weights = Path(stem).with_name(card["weights"])
+    if not weights.is_file():
+        raise InputError(f"weights {weights} are missing: reinstall nhpipe or retrain")
+    actual = sha256_file(weights)
+    if actual != card["sha256"]:
+        raise InputError(
+            f"weights {weights} do not match their model card (sha256 {actual[:12]}... "
+            f"expected {card['sha256'][:12]}...): the file is truncated or altered; "
+            "reinstall nhpipe or retrain the model"
+        )
+    try:
+        return load_file(weights)
+    except Exception as exc:  # safetensors raises its own error types
+        raise InputError(f"weights {weights} cannot be read ({exc})") from None
+
+
+def config_dict(config) -> dict:
+    return asdict(config)
+
+
+class Network(torch.nn.Module):
+    """Base of the trained networks: physical units in, physical units out.
+
+    Subclasses define ``loss(x, r, generator)`` on normalised tensors (x the input,
+    r the target residual, both (B, 1, H, W)) and ``sample_normalised(x, n_samples,
+    generator) -> (B, S, 1, H, W)``.
+    """
+
+    name = "network"
+    probabilistic = True
+
+    def __init__(self, config, normaliser: Normaliser):
+        super().__init__()
+        self.config = config
+        self.normaliser = normaliser
+        self.pixel_pc = config.pixel_pc
+
+    def sample(self, log_nh: torch.Tensor, n_samples: int, generator: torch.Generator):
+        """Samples of log10 <n_H>_m (cm-3): (B, 1, H, W) log10 N_H -> (B, S, 1, H, W)."""
+        r = self.sample_normalised(self.normaliser.inputs(log_nh), n_samples, generator)
+        return self.normaliser.log_density(r, log_nh.unsqueeze(1))
+
+    def card(self) -> dict:
+        return {"name": self.name, "config": asdict(self.config),
+                "normaliser": asdict(self.normaliser)}
+
+
+def randn(shape, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """Standard normal draws from ``generator`` on the device and dtype of ``like``."""
+    return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)

@@ -1,0 +1,294 @@
+"""``nhpipe train``: fit a network on an nhpipe dataset, with checkpoints and resume.
+
+Training imports the models and the data, never the pipeline.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .data import dihedral, load_split
+from .errors import InputError
+from .models import NETWORKS, build_network, resolve_device
+from .models._common import Normaliser, save_network, sha256_file
+
+#: Networks trained with an exponential moving average of their weights (as the poster).
+EMA_MODELS = {"cinn", "ddpm"}
+EMA_DECAY = 0.998
+
+
+class EMA:
+    """Exponential moving average of a model's floating-point parameters and buffers."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = EMA_DECAY):
+        self.decay = decay
+        self.updates = 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model):
+        # Warm-up: early on the average follows the weights closely, so short runs (and
+        # the start of long ones) are not dominated by the random initialisation.
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].lerp_(v, 1.0 - decay)
+            else:
+                self.shadow[k].copy_(v)
+
+    def copy_to(self, model):
+        model.load_state_dict(self.shadow)
+
+
+def _batch(log_nh, log_nm, index, crop, generator, normaliser, device):
+    """A training batch: random dihedral symmetry and random crop of each region."""
+    xs, rs = [], []
+    size = log_nh.shape[-1]
+    for i in index.tolist():
+        x = torch.from_numpy(log_nh[i])[None]
+        y = torch.from_numpy(log_nm[i])[None]
+        k = int(torch.randint(8, (1,), generator=generator))
+        x, y = dihedral(x, k), dihedral(y, k)
+        if crop < size:
+            oy, ox = (int(v) for v in torch.randint(size - crop + 1, (2,), generator=generator))
+            x, y = x[:, oy:oy + crop, ox:ox + crop], y[:, oy:oy + crop, ox:ox + crop]
+        xs.append(x)
+        rs.append(y)
+    x = torch.stack(xs).to(device)
+    y = torch.stack(rs).to(device)
+    return normaliser.inputs(x), normaliser.targets(y, x)
+
+
+def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
+          lr: float = 2e-3, seed: int = 0, device: str = "auto", resume: bool = False,
+          max_minutes: float | None = None, crop: int = 64, config: dict | None = None,
+          checkpoint_minutes: float = 5.0, progress: bool = False) -> dict:
+    """Train a network and write ``OUT.safetensors``, ``OUT.json``, ``OUT.csv``, ``OUT.png``.
+
+    Parameters
+    ----------
+    model_name : {'unet', 'cinn', 'ddpm'}
+    data : path
+        Dataset from ``nhpipe make-dataset``.
+    out : path
+        Output stem, e.g. ``models/unet``; ``OUT.ckpt`` holds the checkpoint.
+    epochs : int
+        Passes over the training regions (each region seen once per epoch in one of its
+        8 dihedral symmetries, as a random ``crop`` x ``crop`` cut).
+    batch_size, lr, seed, device
+        Adam's batch and learning rate (cosine-decayed to 5 %); the seed of the weights,
+        batches and noise; where to train.
+    resume : bool
+        Continue from ``OUT.ckpt``.
+    max_minutes : float, optional
+        Stop (and save) after this wall-clock time, whatever ``epochs`` says.
+    crop : int
+        Side of the random training crops in pixels (convolutions are translation-
+        equivariant, so 64-px crops train a 128-px model at a quarter of the cost).
+    config : dict, optional
+        Architecture options overriding the defaults of the model's config class.
+
+    Returns
+    -------
+    dict : the model card written.
+    """
+    if model_name not in NETWORKS:
+        raise InputError(f"--model must be one of {', '.join(NETWORKS)}, got {model_name!r}")
+    for name, value in (("epochs", epochs), ("batch-size", batch_size)):
+        if value < 1:
+            raise InputError(f"--{name} must be at least 1, got {value!r}")
+    if not lr > 0:
+        raise InputError(f"--lr must be positive, got {lr!r}")
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise InputError(f"output directory {out.parent} does not exist: create it first")
+    torch_device = resolve_device(device)
+    ckpt_path = out.with_suffix(".ckpt")
+    if resume and not ckpt_path.is_file():
+        raise InputError(f"--resume: no checkpoint {ckpt_path}")
+
+    log_nh, log_nm, _ = load_split(data, "train")
+    val_nh, val_nm, _ = load_split(data, "val")
+    if len(log_nh) == 0 or len(val_nh) == 0:
+        raise InputError(f"{data}: the train and val splits must not be empty")
+    torch.manual_seed(seed)
+    normaliser = Normaliser.fit(log_nh[:, ::4, ::4], log_nm[:, ::4, ::4])
+    model = build_network(model_name, config, normaliser).to(torch_device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    ema = EMA(model) if model_name in EMA_MODELS else None
+    generator = torch.Generator().manual_seed(seed)
+    noise_gen = torch.Generator(device=torch_device).manual_seed(seed + 1)
+    steps_per_epoch = max(1, len(log_nh) // batch_size)
+    total_steps = epochs * steps_per_epoch
+    state = {"step": 0, "elapsed": 0.0, "rows": []}
+    if resume:
+        saved = torch.load(ckpt_path, map_location=torch_device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        if ema is not None:
+            ema.shadow = saved["ema"]
+            ema.updates = int(saved["step"])
+        generator.set_state(saved["generator"])
+        noise_gen.set_state(saved["noise_gen"])
+        state = {"step": int(saved["step"]), "elapsed": float(saved["elapsed"]),
+                 "rows": json.loads(saved["rows"])}
+
+    def save_checkpoint():
+        payload = {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                   "generator": generator.get_state(), "noise_gen": noise_gen.get_state(),
+                   "step": state["step"], "elapsed": state["elapsed"],
+                   "rows": json.dumps(state["rows"])}
+        if ema is not None:
+            payload["ema"] = ema.shadow
+        from .write import atomic_path
+
+        with atomic_path(ckpt_path) as tmp:
+            torch.save(payload, tmp)
+
+    def schedule(step):
+        # Cosine decay over the steps or over the time limit, whichever ends first.
+        done = step / total_steps
+        if max_minutes:
+            done = max(done, state["elapsed"] / (60 * max_minutes))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+
+    start = time.monotonic() - state["elapsed"]
+    last_ckpt = time.monotonic()
+    running, count = 0.0, 0
+    bar = tqdm(total=total_steps, initial=state["step"], unit="step", disable=not progress,
+               desc=f"train {model_name}")
+    stopped_early = False
+    while state["step"] < total_steps:
+        model.train()
+        index = torch.randint(len(log_nh), (batch_size,), generator=generator)
+        x, r = _batch(log_nh, log_nm, index, crop, generator, normaliser, torch_device)
+        for group in optimiser.param_groups:
+            group["lr"] = lr * schedule(state["step"])
+        loss = model.loss(x, r, noise_gen)
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"training diverged at step {state['step']} (loss {loss.item()})")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        if ema is not None:
+            ema.update(model)
+        state["step"] += 1
+        running += loss.item()
+        count += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{running / count:.4f}")
+        state["elapsed"] = time.monotonic() - start
+        end_of_epoch = state["step"] % steps_per_epoch == 0 or state["step"] == total_steps
+        out_of_time = max_minutes is not None and state["elapsed"] > 60 * max_minutes
+        if end_of_epoch or out_of_time:
+            val = _validation_loss(model, ema, val_nh, val_nm, normaliser, torch_device, seed)
+            state["rows"].append({"step": state["step"],
+                                  "epoch": round(state["step"] / steps_per_epoch, 3),
+                                  "train_loss": running / count, "val_loss": val,
+                                  "elapsed_s": round(state["elapsed"], 1)})
+            bar.write(f"step {state['step']}: train {running / count:.4f} val {val:.4f}")
+            running, count = 0.0, 0
+        if time.monotonic() - last_ckpt > 60 * checkpoint_minutes or out_of_time:
+            save_checkpoint()
+            last_ckpt = time.monotonic()
+        if out_of_time:
+            stopped_early = True
+            break
+    bar.close()
+    save_checkpoint()
+    if ema is not None:
+        ema.copy_to(model)
+    card = {
+        "name": model_name, "nhpipe_version": __version__,
+        "config": model.card()["config"], "normaliser": model.card()["normaliser"],
+        "training": {
+            "data": Path(data).name, "data_sha256": sha256_file(data),
+            "data_recipe": _recipe(data), "seed": seed, "epochs_done":
+            round(state["step"] / steps_per_epoch, 2), "steps": state["step"],
+            "batch_size": batch_size, "lr": lr, "crop_px": crop, "ema": ema is not None,
+            "optimizer": "Adam, cosine decay, grad-norm clip 1.0",
+            "stopped_by_time_limit": stopped_early,
+            "time_s": round(state["elapsed"], 1), "device": _device_name(torch_device),
+            "threads": torch.get_num_threads(),
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "final_val_loss": state["rows"][-1]["val_loss"] if state["rows"] else None,
+        },
+        "metrics": {},
+    }
+    _write_curves(out, state["rows"])
+    return save_network(model.cpu(), out, card)
+
+
+@torch.no_grad()
+def _validation_loss(model, ema, val_nh, val_nm, normaliser, device, seed, n=32):
+    """Loss on a fixed subset of the validation split, with the EMA weights if any."""
+    backup = None
+    if ema is not None:
+        backup = {k: v.clone() for k, v in model.state_dict().items()}
+        ema.copy_to(model)
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed + 12345)
+    index = torch.arange(min(n, len(val_nh)))
+    losses = []
+    for chunk in index.split(8):
+        x = torch.from_numpy(val_nh[chunk.numpy()])[:, None].to(device)
+        y = torch.from_numpy(val_nm[chunk.numpy()])[:, None].to(device)
+        losses.append(model.loss(normaliser.inputs(x), normaliser.targets(y, x),
+                                 generator).item())
+    if backup is not None:
+        model.load_state_dict(backup)
+    return float(np.mean(losses))
+
+
+def _recipe(data) -> dict:
+    import h5py
+
+    with h5py.File(data, "r") as h5:
+        return json.loads(h5.attrs.get("recipe", "{}"))
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _write_curves(out: Path, rows):
+    from .write import atomic_path
+
+    with atomic_path(out.with_suffix(".csv")) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["step", "epoch", "train_loss", "val_loss", "elapsed_s"])
+        writer.writeheader()
+        writer.writerows(rows)
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["epoch"] for r in rows], [r["train_loss"] for r in rows], label="train")
+    ax.plot([r["epoch"] for r in rows], [r["val_loss"] for r in rows], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(out.name)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(out.with_suffix(".png")) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)

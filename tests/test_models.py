@@ -1,0 +1,116 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from nhpipe.data import load_split
+from nhpipe.errors import InputError
+from nhpipe.models import build_network, load_model
+from nhpipe.models._common import Normaliser, save_network
+from nhpipe.train import train
+
+NORM = Normaliser(nh_mean=21.5, nh_std=0.7, a=-29.5, b=1.5, r_std=0.3)
+TINY = {
+    "unet": {"base": 8, "depth": 2},
+    "cinn": {"cond_base": 8, "cond_depth": 2, "cond_channels": 4, "blocks": [2, 2],
+             "hidden": 8},
+    "ddpm": {"cond_base": 8, "cond_depth": 2, "cond_channels": 4, "den_base": 8,
+             "den_depth": 1, "temb": 16, "steps": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from nhpipe.data import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("data") / "tiny.h5", n_cubes=4, seed=3)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+class TestNetworks:
+    def test_shapes_units_and_seed(self, name):
+        model = build_network(name, TINY[name], NORM).eval()
+        log_nh = torch.full((2, 1, 128, 128), 22.0)
+        with torch.inference_mode():
+            a = model.sample(log_nh, 3, torch.Generator().manual_seed(1))
+            b = model.sample(log_nh, 3, torch.Generator().manual_seed(1))
+        assert a.shape == (2, 3, 1, 128, 128)
+        assert torch.equal(a, b)
+        # An untrained network's residual is O(1): samples stay near the power law, in
+        # log10 cm-3.
+        centre = NORM.a + NORM.b * 22.0
+        assert abs(a.mean().item() - centre) < 5 * NORM.r_std
+
+    def test_training_lowers_loss(self, name, tiny_data, tmp_path):
+        out = tmp_path / name
+        card = train(name, tiny_data, out, epochs=8, batch_size=4, lr=3e-3, seed=0,
+                     device="cpu", crop=32, config=TINY[name])
+        trained = load_model(name, path=out)
+        torch.manual_seed(0)  # train() builds its network right after this seed
+        initial = build_network(name, TINY[name], trained.normaliser)
+        log_nh, log_nm, _ = load_split(tiny_data, "train")
+        x = torch.from_numpy(log_nh[:6])[:, None]
+        y = torch.from_numpy(log_nm[:6])[:, None]
+
+        def loss(model):
+            norm = model.normaliser
+            with torch.no_grad():
+                return model.eval().loss(norm.inputs(x), norm.targets(y, x),
+                                         torch.Generator().manual_seed(9)).item()
+
+        assert loss(trained) < loss(initial)
+        assert card["sha256"] and card["training"]["data_sha256"]
+        for suffix in (".safetensors", ".json", ".png", ".ckpt"):
+            assert out.with_suffix(suffix).exists()
+
+    def test_weights_checked(self, name, tmp_path):
+        model = build_network(name, TINY[name], NORM)
+        card = save_network(model, tmp_path / name, {"name": name, **model.card()})
+        loaded = load_model(name, path=tmp_path / name)
+        assert loaded.checksum == card["sha256"]
+        for key, value in model.state_dict().items():
+            assert torch.equal(loaded.state_dict()[key], value)
+        weights = tmp_path / f"{name}.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-10] ^= 0xFF
+        weights.write_bytes(bytes(data))
+        with pytest.raises(InputError, match="truncated or altered"):
+            load_model(name, path=tmp_path / name)
+        weights.write_bytes(bytes(data[: len(data) // 2]))
+        with pytest.raises(InputError, match="truncated or altered"):
+            load_model(name, path=tmp_path / name)
+
+
+def test_cinn_inverse_round_trip():
+    model = build_network("cinn", TINY["cinn"], NORM).eval()
+    # Random (non-identity) coupling weights, so the test is not trivial.
+    with torch.no_grad():
+        for p in model.flow.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+    x = torch.randn(2, 1, 128, 128)
+    r = torch.randn(2, 1, 128, 128)
+    with torch.no_grad():
+        z, log_jac = model(r, x)
+        back, _ = model(z, x, rev=True)
+    assert torch.max(torch.abs(back - r)).item() < 1e-4
+    assert torch.all(torch.isfinite(log_jac))
+
+
+def test_resume_continues(tiny_data, tmp_path):
+    out = tmp_path / "unet"
+    train("unet", tiny_data, out, epochs=2, batch_size=4, seed=0, device="cpu", crop=32,
+          config=TINY["unet"])
+    first = json.loads(out.with_suffix(".json").read_text())["training"]["steps"]
+    card = train("unet", tiny_data, out, epochs=4, batch_size=4, seed=0, device="cpu", crop=32,
+                 config=TINY["unet"], resume=True)
+    assert card["training"]["steps"] == 2 * first
+
+
+def test_unknown_network_name(tmp_path):
+    with pytest.raises(InputError, match="unknown model"):
+        load_model("resnet")
+    with pytest.raises(InputError, match="nhpipe train"):
+        load_model("unet", path=tmp_path / "unet")
