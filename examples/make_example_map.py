@@ -15,7 +15,7 @@ import numpy as np
 from astropy.io import fits
 
 from nhpipe.sims.cloud import CELL_PC, draw_params, make_cube
-from nhpipe.sims.observe import ARCSEC_PER_RAD, herschel_like_hdu, tan_wcs
+from nhpipe.sims.observe import ARCSEC_PER_RAD, herschel_like_hdu, tan_wcs, upsample
 from nhpipe.sims.project import project
 
 
@@ -30,7 +30,9 @@ def main():
     params = draw_params(rng)
     cube = make_cube(params, rng, shape=(128, args.cells, args.cells))
     nh, n_m = project(cube, axis=0, cell_pc=CELL_PC)
-    hdu = herschel_like_hdu(nh, cell_pc=CELL_PC, distance_pc=400.0, rng=rng)
+    pixel_pc = 3.0 / ARCSEC_PER_RAD * 400.0
+    nh_pixels = upsample(nh, cell_pc=CELL_PC, pixel_pc=pixel_pc)
+    hdu = herschel_like_hdu(nh_pixels, distance_pc=400.0, pixel_arcsec=3.0, rng=rng)
     hdu.header["SEED"] = (args.seed, "seed of nhpipe.sims")
     hdu.writeto(args.out, overwrite=True)
     truth = Path(args.out).with_name(Path(args.out).stem + "_true_nm.fits")

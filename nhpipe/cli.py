@@ -78,7 +78,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--catalog", metavar="CATALOGUE",
+                     help="also correct this core catalogue on the output (see nhpipe catalog)")
+    _add_catalog_options(run, in_run=True)
     run.set_defaults(handler=_cmd_run)
+
+    cat = sub.add_parser(
+        "catalog", help="correct core densities of a catalogue on an nhpipe output (A.3/A.4)",
+        description="Measure each core of a catalogue on an nhpipe output file (aperture "
+        "mean N_H and <n_H>_m distribution within the core radius) and replace its density "
+        "by the two-component solution: A.3 with the diffuse depth L_d (--ld) or A.4 with "
+        "the diffuse density n_d (--nd). Every core is kept; those outside the map, on "
+        "blank pixels, without a solution or filtered out are flagged in 'status'. "
+        "Writes PREFIX.ecsv, PREFIX.fits, PREFIX.reg (DS9), PREFIX_fig10.png, PREFIX_cmf.png.",
+        epilog="example:\n  nhpipe catalog orionB_NH_nhpipe_ddpm.fits "
+        "HGBS_orionb_derived_core_catalog.txt --distance 400pc --ld 10pc --out orionB_cores",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cat.add_argument("map", metavar="NHPIPE_OUTPUT.fits", help="output of nhpipe run")
+    cat.add_argument("catalog", metavar="CATALOGUE",
+                     help="HGBS archive table, VizieR .dat (with --readme), FITS, VOTable, ECSV")
+    cat.add_argument("--distance", help="distance of the cloud, e.g. 400pc (required)")
+    cat.add_argument("--out", help="output prefix (default: CATALOGUE stem + _nhpipe)")
+    cat.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _add_catalog_options(cat, in_run=False)
+    cat.set_defaults(handler=_cmd_catalog)
 
     make = sub.add_parser(
         "make-dataset",
@@ -205,9 +229,91 @@ def _cmd_describe_dataset(args, command: str) -> int:
     return 0
 
 
+def _add_catalog_options(parser, *, in_run: bool) -> None:
+    """The correction options, shared by ``run --catalog`` and ``catalog``."""
+    group = parser.add_argument_group("core correction" + (" (with --catalog)" if in_run else ""))
+    group.add_argument("--ld", help="diffuse depth L_d for A.3, e.g. 10pc (the poster's value)")
+    group.add_argument("--nd", help="diffuse density n_d of H nuclei for A.4, e.g. 1e3cm-3")
+    group.add_argument("--radius", choices=["observed", "deconvolved"], default="observed",
+                       help="core radius for the aperture and L_c (default: observed)")
+    group.add_argument("--lc-factor", type=float, default=2.0,
+                       help="L_c = factor x radius (default: 2, the core's diameter)")
+    group.add_argument("--taper", help="taper the correction above this N_H, e.g. 1e23cm-2")
+    group.add_argument("--types", help="only these core types, e.g. 2 or 1,2 (HGBS: "
+                       "1 starless, 2 prestellar, 3 protostellar)")
+    group.add_argument("--max-alpha-be", type=float, help="only cores with alpha_BE <= this")
+    group.add_argument("--exclude-comment", action="append", default=[],
+                       help="skip cores whose comment contains this text (repeatable)")
+    group.add_argument("--readme", help="CDS ReadMe for a VizieR .dat catalogue")
+    for field in ("name", "ra", "dec", "radius_observed", "radius_deconvolved", "density",
+                  "density_unit", "density_species", "mass", "core_type"):
+        group.add_argument(f"--col-{field.replace('_', '-')}", dest=f"col_{field}",
+                           help=f"catalogue column for {field.replace('_', ' ')}")
+
+
+def _catalog_job(args, map_path, out_prefix) -> int:
+    from .catalog import CorrectionOptions, column_map, correct_catalog, read_catalog, \
+        write_outputs
+    from .units import parse_distance, parse_length_pc, parse_number_density
+
+    if (args.ld is None) == (args.nd is None):
+        raise InputError("give exactly one of --ld (diffuse depth, A.3) or --nd (diffuse "
+                         "density, A.4), e.g. --ld 10pc")
+    try:
+        types = tuple(int(t) for t in args.types.split(",")) if args.types else None
+    except ValueError:
+        raise InputError(f"--types must be integers like 2 or 1,2, got {args.types!r}") from None
+    taper = None
+    if args.taper:
+        from .units import parse_column_unit
+
+        number, _, unit = args.taper.partition("cm")
+        taper = float(number) * parse_column_unit("cm" + unit if unit else "cm-2")[0]
+    options = CorrectionOptions(
+        distance_pc=parse_distance(args.distance),
+        l_d_pc=parse_length_pc(args.ld, what="--ld") if args.ld else None,
+        n_d=parse_number_density(args.nd, what="--nd") if args.nd else None,
+        radius=args.radius, lc_factor=args.lc_factor, nh_taper=taper, types=types,
+        max_alpha_be=args.max_alpha_be, exclude_comments=tuple(args.exclude_comment))
+    columns = column_map(**{k[4:]: v for k, v in vars(args).items() if k.startswith("col_")})
+    table = read_catalog(args.catalog, readme=args.readme)
+    result = correct_catalog(table, map_path, options, columns)
+    paths = write_outputs(result, out_prefix, columns=columns,
+                          overwrite=getattr(args, "overwrite", False))
+    print(_catalog_summary(result))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _catalog_summary(result) -> str:
+    import numpy as np
+
+    status, counts = np.unique(np.asarray(result["status"]), return_counts=True)
+    text = f"{len(result)} cores: " + ", ".join(f"{c} {s}" for s, c in zip(status, counts))
+    ratio = np.asarray(result["log_ratio"], float)
+    ratio = ratio[np.isfinite(ratio)]
+    if ratio.size:
+        p16, p50, p84 = np.percentile(ratio, [16, 50, 84])
+        text += (f"\nlog10(new / catalogued density): median {p50:+.3f}, 68 % range "
+                 f"[{p16:+.3f}, {p84:+.3f}] over {ratio.size} cores")
+    return text
+
+
+def _cmd_catalog(args, command: str) -> int:
+    from pathlib import Path
+
+    if not Path(args.map).is_file():
+        raise InputError(f"{args.map}: no such nhpipe output")
+    prefix = args.out or f"{Path(args.catalog).stem}_nhpipe"
+    return _catalog_job(args, args.map, prefix)
+
+
 def _cmd_run(args, command: str) -> int:
     from .pipeline import run_map
 
+    if args.catalog is not None and (args.ld is None) == (args.nd is None):
+        raise InputError("--catalog needs exactly one of --ld (e.g. 10pc) or --nd "
+                         "(e.g. 1e3cm-3)")
     out = run_map(
         args.input, distance=args.distance, out=args.out, species=args.species,
         bunit=args.bunit, hdu=args.hdu, model=args.model, samples=args.samples,
@@ -217,6 +323,8 @@ def _cmd_run(args, command: str) -> int:
     )
     if not args.quiet:
         print(f"wrote {out}")
+    if args.catalog is not None:
+        return _catalog_job(args, out, f"{out.with_suffix('')}_cores")
     return 0
 
 

@@ -145,3 +145,19 @@ def parse_length_pc(value, *, what: str) -> float:
 def pixel_scale_deg(pixel_pc: float, distance_pc: float) -> float:
     """Angular size in degrees of a physical pixel ``pixel_pc`` at ``distance_pc``."""
     return float(np.degrees(pixel_pc / distance_pc))
+
+
+def parse_number_density(value, *, what: str) -> float:
+    """Parse a positive density such as ``'1e3cm-3'`` or ``1000`` (cm-3) into cm-3."""
+    try:
+        text = str(value).strip()
+        match = re.fullmatch(r"([-+0-9.eE]+)\s*(.*)", text)
+        if not match:
+            raise ValueError
+        number, unit = match.groups()
+        n = (float(number) * u.Unit(unit or "cm-3")).to_value(u.cm**-3)
+    except (ValueError, TypeError, u.UnitsError):
+        raise InputError(f"{what} must be a density like 1e3cm-3, got {value!r}") from None
+    if not np.isfinite(n) or n <= 0:
+        raise InputError(f"{what} must be positive, got {value!r}")
+    return float(n)

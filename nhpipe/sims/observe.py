@@ -66,20 +66,26 @@ def tan_wcs(shape, *, pixel_arcsec: float, centre=(85.5, -1.0)) -> WCS:
     return wcs
 
 
-def herschel_like_hdu(nh: np.ndarray, *, cell_pc: float, distance_pc: float,
-                      pixel_arcsec: float = 3.0, beam_arcsec: float = 18.2,
-                      centre=(85.5, -1.0), noise: float = 0.02,
-                      rng: np.random.Generator | None = None) -> fits.PrimaryHDU:
-    """A Herschel-like N(H2) map with a TAN WCS made from a simulated N_H map.
+def upsample(nh: np.ndarray, *, cell_pc: float, pixel_pc: float) -> np.ndarray:
+    """Resample a periodic simulated map from cells of ``cell_pc`` to pixels of ``pixel_pc``
+    (cubic spline, clipped at the map's minimum so that N_H stays positive)."""
+    out = ndimage.zoom(np.asarray(nh, dtype=np.float64), cell_pc / pixel_pc, order=3,
+                       mode="grid-wrap", grid_mode=True)
+    return np.clip(out, np.min(nh), None)
 
-    The map is resampled (cubic spline) from cells of ``cell_pc`` to pixels of
-    ``pixel_arcsec`` at ``distance_pc``, smoothed by the beam, given relative noise, and
-    converted to N(H2) = N_H / 2 as the HGBS products give it.
+
+def herschel_like_hdu(nh: np.ndarray, *, distance_pc: float, pixel_arcsec: float = 3.0,
+                      beam_arcsec: float = 18.2, centre=(85.5, -1.0), noise: float = 0.02,
+                      rng: np.random.Generator | None = None) -> fits.PrimaryHDU:
+    """A Herschel-like N(H2) map with a TAN WCS from an N_H map on ``pixel_arcsec`` pixels.
+
+    The map is smoothed by the beam, given relative noise, and converted to
+    N(H2) = N_H / 2 as the HGBS products give it.
 
     Parameters
     ----------
     nh : ndarray, shape (ny, nx)
-        N_H in cm-2 on cells of ``cell_pc``.
+        N_H in cm-2 on pixels of ``pixel_arcsec`` at ``distance_pc`` (see :func:`upsample`).
     centre : (RA, Dec) in degrees (ICRS)
         Map centre; the default lies in Orion B.
 
@@ -89,11 +95,8 @@ def herschel_like_hdu(nh: np.ndarray, *, cell_pc: float, distance_pc: float,
         float32 N(H2) in cm-2 with BUNIT, BTYPE, beam and provenance cards.
     """
     pixel_pc = pixel_arcsec / ARCSEC_PER_RAD * distance_pc
-    zoomed = ndimage.zoom(np.asarray(nh, dtype=np.float64), cell_pc / pixel_pc, order=3,
-                          mode="grid-wrap", grid_mode=True)
-    zoomed = np.clip(zoomed, np.min(nh), None)
-    nh_obs = observe(zoomed, pixel_pc=pixel_pc, distance_pc=distance_pc,
-                     beam_arcsec=beam_arcsec, noise=noise, rng=rng, periodic=True)
+    nh_obs = observe(nh, pixel_pc=pixel_pc, distance_pc=distance_pc,
+                     beam_arcsec=beam_arcsec, noise=noise, rng=rng, periodic=False)
     header = tan_wcs(nh_obs.shape, pixel_arcsec=pixel_arcsec, centre=centre).to_header()
     header["BUNIT"] = ("cm-2", "column density of H2 molecules")
     header["BTYPE"] = ("N(H2)", "N_H = 2 N(H2)")

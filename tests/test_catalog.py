@@ -1,0 +1,221 @@
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from regions import Regions
+
+from nhpipe import correction
+from nhpipe.catalog import ColumnMap, CorrectionOptions, core_coordinates, correct_catalog, \
+    draw_from_quantiles, read_catalog, write_outputs
+from nhpipe.errors import InputError
+from nhpipe.load import NhpipeWarning
+from nhpipe.units import PC_CM
+from nhpipe.write import Plane, write_planes
+
+from .conftest import SHARED, make_header
+
+ORION = SHARED / "hgbs_orionB_core_catalog" / "HGBS_orionb_derived_core_catalog.txt"
+LOG_NM = np.log10(3e3)
+
+
+class TestCorrection:
+    @pytest.fixture
+    def columns(self):
+        rng = np.random.default_rng(0)
+        n_c = 10 ** rng.uniform(3.5, 6, 500)
+        n_d = 10 ** rng.uniform(1, 3, 500)
+        l_c = rng.uniform(0.02, 0.2, 500) * PC_CM
+        l_d = rng.uniform(1, 20, 500) * PC_CM
+        nh = n_c * l_c + n_d * l_d
+        n_m = (n_c**2 * l_c + n_d**2 * l_d) / nh
+        return n_c, n_d, l_c, l_d, nh, n_m
+
+    def test_a3_recovers_core(self, columns):
+        n_c, n_d, l_c, l_d, nh, n_m = columns
+        got, reason = correction.core_density_ld(nh, n_m, l_c, l_d)
+        assert (reason == correction.OK).all()
+        np.testing.assert_allclose(got, n_c, rtol=1e-9)
+
+    def test_a4_recovers_core(self, columns):
+        n_c, n_d, l_c, l_d, nh, n_m = columns
+        got, reason = correction.core_density_nd(nh, n_m, l_c, n_d)
+        assert (reason == correction.OK).all()
+        np.testing.assert_allclose(got, n_c, rtol=1e-9)
+
+    def test_limits(self):
+        nh, n_m, l_c = 3e22, 2e4, 0.1 * PC_CM
+        limit = np.sqrt(n_m * nh / l_c)
+        assert correction.core_density_ld(nh, n_m, l_c, np.inf)[0] == pytest.approx(limit)
+        assert correction.core_density_nd(nh, n_m, l_c, 0.0)[0] == pytest.approx(limit)
+        assert correction.core_density_ld(nh, n_m, l_c, 1e9 * PC_CM)[0] == \
+            pytest.approx(limit, rel=1e-4)
+        assert correction.core_density_nd(nh, n_m, l_c, 1e-6)[0] == pytest.approx(limit,
+                                                                                rel=1e-6)
+
+    def test_vectorised_equals_scalar(self, columns):
+        n_c, n_d, l_c, l_d, nh, n_m = columns
+        vec, _ = correction.core_density_ld(nh, n_m, l_c, l_d)
+        for i in range(0, 500, 50):
+            scalar, reason = correction.core_density_ld(nh[i], n_m[i], l_c[i], l_d[i])
+            assert scalar == vec[i] and reason == 0
+
+    def test_inconsistent_inputs_flagged(self):
+        l_c, l_d = 0.1 * PC_CM, 10 * PC_CM
+        value, reason = correction.core_density_ld(1e22, 10.0, l_c, l_d)
+        assert np.isnan(value) and reason == correction.NEGATIVE_DISCRIMINANT
+        value, reason = correction.core_density_nd(1e20, 1e5, l_c, 1e3)
+        assert np.isnan(value) and reason == correction.CORE_EXCEEDS_COLUMN
+        value, reason = correction.core_density_ld(np.nan, 1e3, l_c, l_d)
+        assert reason == correction.INVALID_INPUT
+
+    def test_taper(self):
+        assert correction.taper(1e5, 1e4, 1e20, nh_taper=1e23) == pytest.approx(1e5, rel=1e-5)
+        assert correction.taper(1e5, 1e4, 1e26, nh_taper=1e23) == pytest.approx(1e4, rel=1e-5)
+
+
+class TestReaders:
+    @pytest.mark.skipif(not ORION.exists(), reason="needs ../shared/data")
+    def test_every_orion_row(self):
+        table = read_catalog(ORION)
+        lines = ORION.read_text(encoding="utf-8").splitlines()
+        data_lines = [line for line in lines if not line.startswith("|")][4:]
+        assert len(table) == len([line for line in data_lines if line.strip()]) == 1844
+        assert table["no"].tolist() == list(range(1, 1845))
+        coords = core_coordinates(table, ColumnMap())
+        assert (coords.ra.deg > 84).all() and (coords.ra.deg < 90).all()
+        assert (coords.dec.deg > -4.5).all() and (coords.dec.deg < 4.5).all()
+        assert table["r_obs"].unit == "pc"
+        assert set(table["core_type"]) == {1, 2, 3}
+        assert (table["comment"] == "tentative bound").sum() == 251
+
+    def test_malformed_row(self, tmp_path):
+        lines = ORION.read_text(encoding="utf-8").splitlines()
+        data = [i for i, line in enumerate(lines) if not line.startswith("|")][4:]
+        bad = data[10]
+        lines[bad] = lines[bad].replace("05:", "xx:", 1)
+        path = tmp_path / "bad.txt"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with pytest.raises(InputError, match=f"line {bad + 1} is malformed"):
+            read_catalog(path)
+
+    def test_other_formats(self, tmp_path):
+        table = Table({"name": ["a", "b"], "ra": [85.4, 85.5], "dec": [-1.9, -2.0],
+                       "r_obs": [0.05, 0.04], "n_h2_ave_obs": [2.0, 3.0]})
+        table["r_obs"].unit = "pc"
+        table["n_h2_ave_obs"].unit = "1e4 cm-3"
+        for suffix, fmt in ((".ecsv", "ascii.ecsv"), (".fits", "fits"), (".xml", "votable"),
+                            (".mrt", "ascii.mrt")):
+            path = tmp_path / f"cat{suffix}"
+            table.write(path, format=fmt)
+            back = read_catalog(path)
+            assert list(back["ra"]) == pytest.approx([85.4, 85.5])
+            coords = core_coordinates(back, ColumnMap())
+            assert coords[0].dec.deg == pytest.approx(-1.9)
+
+
+def _nhpipe_file(path, shape=(200, 200), nh=2e22, blank_cols=0):
+    header = make_header(shape, pixel_arcsec=3.0)
+    from astropy.wcs import WCS
+
+    planes = [Plane("NH", np.full(shape, nh), "cm-2", "")]
+    spread = dict(zip(["Q02_5", "Q16", "Q50", "Q84", "Q97_5"], [-0.4, -0.2, 0.0, 0.2, 0.4]))
+    for name, offset in spread.items():
+        planes.append(Plane(name, np.full(shape, LOG_NM + offset), "log(cm-3)", ""))
+    if blank_cols:
+        for p in planes:
+            p.data[:, :blank_cols] = np.nan
+    write_planes(path, planes, WCS(header), {})
+    return path
+
+
+def _cores(ra, dec):
+    table = Table({"name": [f"c{i}" for i in range(len(ra))], "ra": ra, "dec": dec,
+                   "r_obs": np.full(len(ra), 0.03), "r_deconv": np.full(len(ra), 0.02),
+                   "n_h2_ave_obs": np.full(len(ra), 5.0), "mass": np.full(len(ra), 1.0),
+                   "core_type": np.full(len(ra), 2), "alpha_be": np.full(len(ra), 1.0),
+                   "comment": [""] * len(ra)})
+    table["r_obs"].unit = table["r_deconv"].unit = "pc"
+    table["n_h2_ave_obs"].unit = "1e4 cm-3"
+    table["mass"].unit = "Msun"
+    return table
+
+
+class TestApply:
+    def test_constant_map(self, tmp_path):
+        path = _nhpipe_file(tmp_path / "map.fits", blank_cols=60)
+        # centre, blank part, far outside
+        cores = _cores([85.5, 85.5 + 0.075, 80.0], [-1.0, -1.0, 5.0])
+        options = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0)
+        result = correct_catalog(cores, path, options)
+        assert list(result["status"]) == ["ok", "masked", "outside"]
+        assert result["nh_ap"][0] == pytest.approx(2e22)
+        assert result["log_nm_q50"][0] == pytest.approx(LOG_NM)
+        expected, _ = correction.core_density_ld(2e22, 3e3, 0.06 * PC_CM, 10 * PC_CM)
+        assert result["nc_med"][0] == pytest.approx(expected, rel=0.03)
+        assert result["nc_lo68"][0] < result["nc_med"][0] < result["nc_hi68"][0]
+        assert result["nc_lo95"][0] < result["nc_lo68"][0]
+        assert np.isnan(result["nc_med"][2]) and result["reason"][2] == -1
+        assert result["nc_med"].unit == "cm-3"
+        paths = write_outputs(result, tmp_path / "out")
+        back = Table.read(paths[".ecsv"])
+        assert back["nc_med"].unit == "cm-3" and len(back) == 3
+        assert len(Table.read(paths[".fits"])) == 3
+        regions = Regions.read(paths[".reg"], format="ds9")
+        # DS9 green is the default colour, which regions leaves out when reading back.
+        assert [r.visual.get("edgecolor", "green") for r in regions] == ["green", "yellow",
+                                                                        "yellow"]
+        assert "color=yellow" in paths[".reg"].read_text()
+        for key in ("_fig10.png", "_cmf.png"):
+            assert paths[key].read_bytes()[:4] == b"\x89PNG"
+
+    def test_filters_keep_rows(self, tmp_path):
+        path = _nhpipe_file(tmp_path / "map.fits")
+        cores = _cores([85.5, 85.5], [-1.0, -1.0])
+        cores["core_type"][1] = 3
+        options = CorrectionOptions(distance_pc=400.0, n_d=100.0, types=(2,))
+        result = correct_catalog(cores, path, options)
+        assert list(result["status"]) == ["ok", "filtered"]
+
+    def test_no_core_inside(self, tmp_path):
+        path = _nhpipe_file(tmp_path / "map.fits")
+        with pytest.warns(NhpipeWarning, match="no core"):
+            result = correct_catalog(_cores([10.0], [10.0]), path,
+                                     CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
+        assert list(result["status"]) == ["outside"]
+        write_outputs(result, tmp_path / "empty")
+
+    def test_quantile_draws_gaussian(self):
+        from scipy.special import ndtri
+
+        q = np.array([ndtri(p) for p in (0.025, 0.16, 0.5, 0.84, 0.975)])[:, None] * 0.3 + 2
+        draws = draw_from_quantiles(q, 200000, np.random.default_rng(0))
+        assert draws.mean() == pytest.approx(2.0, abs=0.003)
+        assert draws.std() == pytest.approx(0.3, rel=0.01)
+
+    def test_cli(self, run_cli, tmp_path):
+        path = _nhpipe_file(tmp_path / "map.fits")
+        cores = _cores([85.5], [-1.0])
+        cores.write(tmp_path / "cores.ecsv")
+        status, out, err = run_cli("catalog", path, tmp_path / "cores.ecsv", "--distance",
+                                   "400pc", "--ld", "10pc", "--out", tmp_path / "res")
+        assert status == 0, err
+        assert "1 ok" in out and (tmp_path / "res.ecsv").exists()
+        status, _, err = run_cli("catalog", path, tmp_path / "cores.ecsv", "--distance",
+                                 "400pc", "--out", tmp_path / "res2")
+        assert status == 2 and "--ld" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_with_catalog(run_cli, write_map, tmp_path):
+    path = write_map((120, 120), pixel_arcsec=3.0)
+    _cores([85.5, 85.51], [-1.0, -1.0]).write(tmp_path / "cores.ecsv")
+    out = tmp_path / "res.fits"
+    status, stdout, err = run_cli("run", path, "--distance", "400pc", "--species", "H2",
+                                  "--out", out, "--quiet", "--catalog", tmp_path / "cores.ecsv",
+                                  "--ld", "10pc")
+    assert status == 0, err
+    table = Table.read(tmp_path / "res_cores.ecsv")
+    assert list(table["status"]) == ["ok", "ok"]
+    assert np.isfinite(table["nc_med"]).all()
+    status, _, err = run_cli("run", path, "--distance", "400pc", "--species", "H2", "--out",
+                             tmp_path / "x.fits", "--catalog", tmp_path / "cores.ecsv")
+    assert status == 2 and "--ld" in err and not (tmp_path / "x.fits").exists()
