@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         "split. Writes OUT.safetensors and OUT.json (the model card), OUT.csv and OUT.png "
         "(loss curves) and OUT.ckpt (a checkpoint every few minutes, for --resume).",
     )
-    train.add_argument("--model", required=True, choices=["unet", "cinn", "ddpm"])
+    train.add_argument("--model", required=True, choices=["unet", "cinn", "ddpm", "powerlaw"],
+                       help="network to train, or powerlaw to refit the baseline")
     train.add_argument("--data", required=True, help="HDF5 file from make-dataset")
     train.add_argument("--out", required=True, help="output stem, e.g. models/unet")
     train.add_argument("--epochs", type=int, default=20, help="passes over the training regions")
@@ -172,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="evaluate only the first N regions of the split")
     evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     evaluate.add_argument("--out", default="evaluation", help="writes OUT.json and OUT.md")
+    evaluate.add_argument("--write-card", action="store_true",
+                          help="also store the metrics in each network's model card")
     evaluate.set_defaults(handler=_cmd_evaluate)
     return parser
 
@@ -189,8 +192,11 @@ def _cmd_train(args, command: str) -> int:
                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                  resume=args.resume, max_minutes=args.max_minutes, crop=args.crop,
                  config=config, progress=not args.quiet and sys.stderr.isatty())
-    print(f"wrote {args.out}.safetensors ({card['parameters']:,} parameters), "
-          f"{args.out}.json, .csv, .png")
+    if "parameters" in card:
+        print(f"wrote {args.out}.safetensors ({card['parameters']:,} parameters), "
+              f"{args.out}.json, .csv, .png")
+    else:
+        print(f"wrote {args.out}.json: {card['config']}")
     return 0
 
 
@@ -201,6 +207,11 @@ def _cmd_evaluate(args, command: str) -> int:
                         max_regions=args.max_regions, device=args.device)
                for name in args.model]
     json_path, md_path = write_results(results, args.out)
+    if args.write_card:
+        from .evaluate import store_in_card
+
+        for result in results:
+            store_in_card(result)
     print(markdown_table(results))
     print(f"wrote {json_path} and {md_path}")
     return 0

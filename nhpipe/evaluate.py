@@ -138,3 +138,23 @@ def write_results(results: list[dict], prefix) -> tuple[Path, Path]:
     with atomic_path(paths[1]) as tmp:
         Path(tmp).write_text(markdown_table(results) + "\n")
     return paths
+
+
+def store_in_card(result: dict) -> None:
+    """Put an evaluation's metrics into the model card of a shipped network.
+
+    The card's sha256 covers the weights file only, so the card stays valid.
+    """
+    from .models import NETWORKS, models_dir
+    from .write import atomic_path
+
+    if result["model"] not in NETWORKS:
+        return
+    path = models_dir() / f"{result['model']}.json"
+    card = json.loads(path.read_text())
+    card["metrics"] = {k: result[k] for k in ("split", "data", "regions", "cubes", "samples",
+                                              "regions_per_s", "threads", "device")}
+    card["metrics"]["values"] = result["metrics"]
+    card["metrics"]["baseline_powerlaw"] = result["baseline_powerlaw"]
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(card, indent=2) + "\n")

@@ -10,6 +10,7 @@ import datetime as _dt
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -103,8 +104,11 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     -------
     dict : the model card written.
     """
+    if model_name == "powerlaw":
+        return fit_powerlaw_card(data, out)
     if model_name not in NETWORKS:
-        raise InputError(f"--model must be one of {', '.join(NETWORKS)}, got {model_name!r}")
+        raise InputError(f"--model must be one of powerlaw, {', '.join(NETWORKS)}, got "
+                         f"{model_name!r}")
     for name, value in (("epochs", epochs), ("batch-size", batch_size)):
         if value < 1:
             raise InputError(f"--{name} must be at least 1, got {value!r}")
@@ -229,6 +233,25 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     }
     _write_curves(out, state["rows"])
     return save_network(model.cpu(), out, card)
+
+
+def fit_powerlaw_card(data, out) -> dict:
+    """Refit the power-law baseline on the train split and write its model card OUT.json.
+
+    ``nhpipe run --model powerlaw`` then uses the fitted a, b and sigma.
+    """
+    from .models.analytic import fit_powerlaw
+    from .write import atomic_path
+
+    log_nh, log_nm, _ = load_split(data, "train")
+    config = fit_powerlaw(log_nh, log_nm)
+    card = {"name": "powerlaw", "nhpipe_version": __version__, "config": asdict(config),
+            "training": {"data": Path(data).name, "data_sha256": sha256_file(data),
+                         "data_recipe": _recipe(data), "fit": "least squares on every "
+                         "pixel of the train split; sigma = rms residual (dex)"}}
+    with atomic_path(Path(out).with_suffix(".json")) as tmp:
+        Path(tmp).write_text(json.dumps(card, indent=2) + "\n")
+    return card
 
 
 @torch.no_grad()
