@@ -265,7 +265,8 @@ def _add_catalog_options(parser, *, in_run: bool) -> None:
 def _catalog_job(args, map_path, out_prefix) -> int:
     from .catalog import CorrectionOptions, column_map, correct_catalog, read_catalog, \
         write_outputs
-    from .units import parse_distance, parse_length_pc, parse_number_density
+    from .units import parse_column_density, parse_distance, parse_length_pc, \
+        parse_number_density
 
     if (args.ld is None) == (args.nd is None):
         raise InputError("give exactly one of --ld (diffuse depth, A.3) or --nd (diffuse "
@@ -274,12 +275,7 @@ def _catalog_job(args, map_path, out_prefix) -> int:
         types = tuple(int(t) for t in args.types.split(",")) if args.types else None
     except ValueError:
         raise InputError(f"--types must be integers like 2 or 1,2, got {args.types!r}") from None
-    taper = None
-    if args.taper:
-        from .units import parse_column_unit
-
-        number, _, unit = args.taper.partition("cm")
-        taper = float(number) * parse_column_unit("cm" + unit if unit else "cm-2")[0]
+    taper = parse_column_density(args.taper, what="--taper") if args.taper else None
     options = CorrectionOptions(
         distance_pc=parse_distance(args.distance),
         l_d_pc=parse_length_pc(args.ld, what="--ld") if args.ld else None,

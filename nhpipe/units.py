@@ -100,64 +100,57 @@ def normalise_species(species: str | None) -> str | None:
     return key
 
 
-def parse_distance(value) -> float:
-    """Parse a distance into parsecs.
+def parse_positive(value, *, unit: str, what: str, example: str) -> float:
+    """Parse a positive quantity written as ``'400pc'``, ``'0.4 kpc'``, ``'1e3cm-3'`` or a
+    bare number (taken in ``unit``), and return its value in ``unit``.
 
-    Parameters
-    ----------
-    value : str, float or astropy Quantity
-        ``'400pc'``, ``'400 pc'``, ``'0.4 kpc'``, ``400`` (a bare number is in pc).
-
-    Returns
-    -------
-    float
-        Distance in pc, positive and finite.
+    Raises
+    ------
+    InputError
+        Naming ``what`` and showing ``example`` when the value is missing, unreadable,
+        of the wrong dimension, or not positive.
     """
     if value is None:
-        raise InputError("missing distance: give the cloud's distance, e.g. --distance 400pc")
+        raise InputError(f"missing {what}: give it, e.g. {example}")
     try:
         if isinstance(value, u.Quantity):
-            pc = value.to_value(u.pc)
+            number = value.to_value(unit)
         elif isinstance(value, (int, float, np.floating, np.integer)):
-            pc = float(value)
+            number = float(value)
         else:
-            text = str(value).strip()
-            match = re.fullmatch(r"([-+0-9.eE]+)\s*([a-zA-Z]*)", text)
+            match = re.fullmatch(r"([-+0-9.eE]+)\s*(.*)", str(value).strip())
             if not match:
                 raise ValueError
-            number, unit = match.groups()
-            pc = (float(number) * u.Unit(unit or "pc")).to_value(u.pc)
+            digits, text = match.groups()
+            number = (float(digits) * u.Unit(text or unit)).to_value(unit)
     except (ValueError, TypeError, u.UnitsError):
-        raise InputError(f"distance must look like 400pc or 0.4kpc, got {value!r}") from None
-    if not np.isfinite(pc) or pc <= 0:
-        raise InputError(f"distance must be positive, got {value!r}")
-    return float(pc)
+        raise InputError(f"{what} must look like {example}, got {value!r}") from None
+    if not np.isfinite(number) or number <= 0:
+        raise InputError(f"{what} must be positive, got {value!r}")
+    return float(number)
+
+
+def parse_distance(value) -> float:
+    """Distance in pc from ``'400pc'``, ``'0.4 kpc'``, a Quantity or a number in pc."""
+    return parse_positive(value, unit="pc", what="distance",
+                          example="--distance 400pc or 0.4kpc")
 
 
 def parse_length_pc(value, *, what: str) -> float:
-    """Parse a positive length such as ``'10pc'`` or ``'0.1 pc'`` into pc."""
-    try:
-        return parse_distance(value)
-    except InputError:
-        raise InputError(f"{what} must be a positive length like 10pc, got {value!r}") from None
+    """A positive length such as ``'10pc'`` or ``'0.1 pc'``, in pc."""
+    return parse_positive(value, unit="pc", what=what, example=f"{what} 10pc")
+
+
+def parse_number_density(value, *, what: str) -> float:
+    """A positive density such as ``'1e3cm-3'`` or ``1000`` (cm-3), in cm-3."""
+    return parse_positive(value, unit="cm-3", what=what, example=f"{what} 1e3cm-3")
+
+
+def parse_column_density(value, *, what: str) -> float:
+    """A positive column density such as ``'1e23cm-2'`` or ``1e23`` (cm-2), in cm-2."""
+    return parse_positive(value, unit="cm-2", what=what, example=f"{what} 1e23cm-2")
 
 
 def pixel_scale_deg(pixel_pc: float, distance_pc: float) -> float:
     """Angular size in degrees of a physical pixel ``pixel_pc`` at ``distance_pc``."""
     return float(np.degrees(pixel_pc / distance_pc))
-
-
-def parse_number_density(value, *, what: str) -> float:
-    """Parse a positive density such as ``'1e3cm-3'`` or ``1000`` (cm-3) into cm-3."""
-    try:
-        text = str(value).strip()
-        match = re.fullmatch(r"([-+0-9.eE]+)\s*(.*)", text)
-        if not match:
-            raise ValueError
-        number, unit = match.groups()
-        n = (float(number) * u.Unit(unit or "cm-3")).to_value(u.cm**-3)
-    except (ValueError, TypeError, u.UnitsError):
-        raise InputError(f"{what} must be a density like 1e3cm-3, got {value!r}") from None
-    if not np.isfinite(n) or n <= 0:
-        raise InputError(f"{what} must be positive, got {value!r}")
-    return float(n)
