@@ -11,6 +11,10 @@ nhpipe's recovered densities can be compared with the truth.
 
     python examples/orionB_mock.py
     # writes examples/orionB_NH.fits and examples/orionB_mock_cores.ecsv
+    nhpipe run examples/orionB_NH.fits --distance 400pc --species H2 --model ddpm \
+        --samples 64 --catalog examples/orionB_mock_cores.ecsv --ld 10pc
+    python examples/orionB_mock.py --score orionB_NH_nhpipe_ddpm_cores.ecsv
+    # median and 68 % range of log10(recovered / true) core density
 """
 
 import argparse
@@ -50,7 +54,12 @@ def main():
     parser.add_argument("--size-deg", type=float, default=1.0, help="field side (deg)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=str(HERE / "orionB_NH.fits"))
+    parser.add_argument("--score", metavar="CORES.ecsv",
+                        help="instead: score a corrected catalogue against the true densities")
     args = parser.parse_args()
+    if args.score:
+        score(args.score)
+        return
 
     distance, pixel_arcsec = 400.0, 3.0
     table = read_catalog(args.catalog)
@@ -99,6 +108,18 @@ def main():
     Table(cores).write(truth, format="ascii.ecsv", overwrite=True)
     print(f"wrote {args.out} ({nh.shape[1]} x {nh.shape[0]} px, centre RA {centre[0]:.3f} "
           f"Dec {centre[1]:.3f}) with {inside.sum()} cores, and {truth}")
+
+
+def score(path):
+    """Print the median and 68 % range of log10(nc_med / n_true_h) over the solved cores."""
+    table = Table.read(path)
+    truth = np.asarray(table["n_true_h"], float)
+    # Cores catalogued with mass 0.00 Msun (rounded) have no usable truth.
+    ok = (np.asarray(table["status"]) == "ok") & (truth > 0)
+    ratio = np.log10(np.asarray(table["nc_med"], float)[ok] / truth[ok])
+    p16, p50, p84 = np.percentile(ratio, [16, 50, 84])
+    print(f"{Path(path).name}: {ok.sum()} of {len(table)} cores solved with a known truth; "
+          f"log10(recovered / true): median {p50:+.3f}, 68 % range [{p16:+.3f}, {p84:+.3f}]")
 
 
 if __name__ == "__main__":
