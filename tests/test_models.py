@@ -114,3 +114,29 @@ def test_unknown_network_name(tmp_path):
         load_model("resnet")
     with pytest.raises(InputError, match="nhpipe train"):
         load_model("unet", path=tmp_path / "unet")
+
+
+def test_scale_spread():
+    from nhpipe.models._common import scale_spread
+
+    samples = torch.tensor([[1.0, 3.0], [2.0, 6.0]]).T[None]  # (1, S=2, 2)
+    scaled = scale_spread(samples, 2.0)
+    np.testing.assert_allclose(scaled.mean(dim=1), samples.mean(dim=1))
+    np.testing.assert_allclose(scaled[0, :, 0], [0.0, 4.0])
+    assert torch.equal(scale_spread(samples[:, :1], 3.0), samples[:, :1])
+
+
+def test_calibration_fixes_overconfidence(tiny_data):
+    from nhpipe.calibrate import fit_spread
+
+    model = build_network("unet", TINY["unet"], NORM).eval()
+    log_nh, log_nm, _ = load_split(tiny_data, "val")
+    # Truth = the model's own samples from a 3x wider distribution than it claims.
+    with torch.inference_mode():
+        x = torch.from_numpy(log_nh)[:, None]
+        mean = model.sample(x, 64, torch.Generator().manual_seed(0)).mean(dim=1)[:, 0]
+        draws = model.sample(x, 1, torch.Generator().manual_seed(1))[:, 0, 0]
+    truth = (mean + 3.0 * (draws - mean)).numpy()
+    factor, report = fit_spread(model, log_nh, truth, samples=32)
+    assert 2.5 < factor < 3.5
+    assert report["coverage_68_before"] < 0.4 and abs(report["coverage_68_after"] - 0.68) < 0.05

@@ -130,9 +130,16 @@ class Network(torch.nn.Module):
         self.pixel_pc = config.pixel_pc
 
     def sample(self, log_nh: torch.Tensor, n_samples: int, generator: torch.Generator):
-        """Samples of log10 <n_H>_m (cm-3): (B, 1, H, W) log10 N_H -> (B, S, 1, H, W)."""
+        """Samples of log10 <n_H>_m (cm-3): (B, 1, H, W) log10 N_H -> (B, S, 1, H, W).
+
+        The deviations of the samples from their per-pixel mean are scaled by
+        ``config.spread``, the recalibration factor fitted on the validation split
+        (:func:`nhpipe.calibrate.fit_spread`; Kuleshov et al. 2018 recalibrate the same
+        way); with one sample there is nothing to scale.
+        """
         r = self.sample_normalised(self.normaliser.inputs(log_nh), n_samples, generator)
-        return self.normaliser.log_density(r, log_nh.unsqueeze(1))
+        return self.normaliser.log_density(scale_spread(r, self.config.spread),
+                                           log_nh.unsqueeze(1))
 
     def card(self) -> dict:
         return {"name": self.name, "config": asdict(self.config),
@@ -142,3 +149,11 @@ class Network(torch.nn.Module):
 def randn(shape, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
     """Standard normal draws from ``generator`` on the device and dtype of ``like``."""
     return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def scale_spread(samples: torch.Tensor, factor: float) -> torch.Tensor:
+    """Scale deviations from the per-pixel sample mean (axis 1) by ``factor``."""
+    if factor == 1.0 or samples.shape[1] < 2:
+        return samples
+    mean = samples.mean(dim=1, keepdim=True)
+    return mean + factor * (samples - mean)

@@ -24,6 +24,7 @@ class CINNConfig:
     noise: float = 0.02       # input noise on the residual during training (normalised units)
     region_px: int = 128
     pixel_pc: float = CELL_PC
+    spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
 
 
 def _subnet(hidden):

@@ -23,6 +23,7 @@ class DDPMConfig:
     train_timesteps: int = 1000
     steps: int = 8            # DPM-Solver++ steps at inference
     pixel_pc: float = CELL_PC
+    spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
 
 
 def _schedulers(config: DDPMConfig):

@@ -17,6 +17,7 @@ class UNetConfig:
     depth: int = 5
     beta: float = 0.5         # beta-NLL exponent (Seitzer et al. 2022)
     pixel_pc: float = CELL_PC
+    spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
 
 
 class HeteroUNet(Network):
