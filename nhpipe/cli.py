@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and write 128x128 regions of log10 N_H (input) and log10 <n_H>_m (target) with "
         "their metadata. Splits train/val/test (80/10/10 %) are made by cube.",
     )
-    make.add_argument("--n-cubes", type=int, required=True, help="cubes to simulate (3 regions each)")
+    make.add_argument("--n-cubes", type=int, required=True,
+                      help="cubes to simulate (3 regions each)")
     make.add_argument("--out", required=True, help="output HDF5 file")
     make.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     make.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from astropy.nddata import NDData
 from astropy.wcs import WCS, FITSFixedWarning
 
 from .errors import InputError
+from .write import sha256_file
 from .units import SPECIES_FACTOR, normalise_species, parse_column_unit, species_from_header
 
 #: Largest fraction of non-positive pixels that is masked with a warning; more is an error.
@@ -54,15 +54,6 @@ class ColumnMap:
     @property
     def shape(self) -> tuple[int, int]:
         return self.nh.shape
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_map(source, *, hdu=None, species=None, bunit=None) -> ColumnMap:
@@ -178,7 +169,7 @@ def _read_path(path: Path, *, hdu):
     except (OSError, ValueError, TypeError, IndexError, KeyError, UserWarning) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{name}: not a readable FITS file ({reason})") from None
-    return data, header, wcs, name, file_sha256(path)
+    return data, header, wcs, name, sha256_file(path)
 
 
 def _pick_hdu(hdul, *, hdu, name):

@@ -21,7 +21,8 @@ from . import __version__
 from .data import dihedral, load_split
 from .errors import InputError
 from .models import NETWORKS, build_network, resolve_device
-from .models._common import Normaliser, save_network, sha256_file
+from .models._common import Normaliser, save_network
+from .write import sha256_file
 
 #: Networks trained with an exponential moving average of their weights (as the poster).
 EMA_MODELS = {"cinn", "ddpm"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import warnings
@@ -83,6 +84,15 @@ def write_planes(out, planes: list[Plane], wcs: WCS, provenance: dict, *, overwr
         fits.HDUList(hdus).writeto(tmp, overwrite=True, output_verify="exception",
                                    checksum=True)
     return out
+
+
+def sha256_file(path) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextmanager

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from astropy.io import fits
 from astropy.table import Table
 from regions import Regions
 

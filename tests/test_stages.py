@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from astropy.io import fits
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy import ndimage

@@ -8,7 +8,6 @@ alone; the sha256 is checked before the weights are read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import InputError
+from ..write import sha256_file
 
 
 @dataclass
@@ -53,14 +53,6 @@ class Normaliser:
     def log_density(self, r: torch.Tensor, log_nh: torch.Tensor) -> torch.Tensor:
         """Invert :meth:`targets`: r and log10 N_H (broadcastable) -> log10 <n_H>_m."""
         return self.a + self.b * log_nh + self.r_std * r
-
-
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_network(model: torch.nn.Module, stem, card: dict) -> dict:
@@ -106,10 +98,6 @@ def load_weights(stem, card: dict) -> dict:
         return load_file(weights)
     except Exception as exc:  # safetensors raises its own error types
         raise InputError(f"weights {weights} cannot be read ({exc})") from None
-
-
-def config_dict(config) -> dict:
-    return asdict(config)
 
 
 class Network(torch.nn.Module):

@@ -15,7 +15,7 @@ ARCSEC_PER_RAD = 180.0 * 3600.0 / np.pi
 
 
 def beam_sigma_pixels(beam_arcsec: float, *, pixel_pc: float, distance_pc: float) -> float:
-    """Gaussian sigma, in pixels of ``pixel_pc``, of a beam of FWHM ``beam_arcsec`` at a distance."""
+    """Gaussian sigma, in pixels of ``pixel_pc``, of a beam of FWHM ``beam_arcsec``."""
     fwhm_pc = beam_arcsec / ARCSEC_PER_RAD * distance_pc
     return fwhm_pc / FWHM_PER_SIGMA / pixel_pc
 
