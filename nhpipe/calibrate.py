@@ -18,7 +18,6 @@ import torch
 
 from .data import load_split
 from .errors import InputError
-from .metrics import coverage
 
 #: Candidate spread factors.
 GRID = np.round(np.arange(0.5, 4.001, 0.01), 3)
@@ -53,11 +52,16 @@ def fit_spread(model, log_nh: np.ndarray, log_nm: np.ndarray, *, samples: int = 
     truth = log_nm.reshape(-1)
     step = max(1, truth.size // 400_000)  # a subsample is enough to fit one number
     draws, truth = draws[:, ::step], truth[::step]
-    mean = draws.mean(axis=0, keepdims=True)
+    mean = draws.mean(axis=0)
+    # Scaling about the mean moves each quantile q to mean + tau (q - mean), so the
+    # quantiles are computed once for the whole grid of tau.
+    levels = [0.16, 0.84, 0.025, 0.975]
+    q = dict(zip(levels, np.quantile(draws, levels, axis=0) - mean))
 
     def cov(tau):
-        scaled = mean + tau * (draws - mean)
-        return coverage(scaled, truth, 0.68), coverage(scaled, truth, 0.95)
+        inside = [np.mean((truth >= mean + tau * q[lo]) & (truth <= mean + tau * q[hi]))
+                  for lo, hi in ((0.16, 0.84), (0.025, 0.975))]
+        return float(inside[0]), float(inside[1])
 
     losses = [(c68 - 0.68) ** 2 + (c95 - 0.95) ** 2 for c68, c95 in map(cov, GRID)]
     tau = float(GRID[int(np.argmin(losses))])

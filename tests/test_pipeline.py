@@ -6,7 +6,11 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 
 from nhpipe.summarise import STATISTICS
 
+from nhpipe.models import models_dir
+
 from .conftest import HIGAL8, PERSEUS
+
+MODELS = models_dir()
 
 HDUS = list(STATISTICS) + ["NH", "COVERAGE"]
 
@@ -107,3 +111,20 @@ class TestRealMaps:
         assert WCS(hdul["MEAN"].header).wcs.ctype[0].startswith("GLON")
         data_in = fits.getdata(HIGAL8)
         assert np.array_equal(np.isfinite(hdul["MEAN"].data), np.isfinite(data_in))
+
+
+@pytest.mark.skipif(not PERSEUS.exists(), reason="needs ../shared/data")
+@pytest.mark.parametrize("model", ["unet", "cinn", "ddpm"])
+def test_shipped_networks_on_perseus(run_cli, tmp_path, model):
+    out = tmp_path / f"{model}.fits"
+    status, _, err = run_cli("run", PERSEUS, "--distance", "300pc", "--species", "H2",
+                             "--model", model, "--samples", "4", "--out", out, "--quiet")
+    assert status == 0, err
+    hdul = open_checked(out)
+    mean, data_in = hdul["MEAN"].data, fits.getdata(PERSEUS)
+    assert np.array_equal(np.isfinite(mean), np.isfinite(data_in))
+    assert hdul["MEAN"].header["MODELSHA"] == \
+        __import__("json").loads((MODELS / f"{model}.json").read_text())["sha256"]
+    # Perseus B5 is a Gould Belt cloud: <n_H>_m of 10 to 1e5 cm-3.
+    assert 1.0 < np.nanmin(mean) and np.nanmax(mean) < 5.5
+    assert (hdul["STD"].data[np.isfinite(mean)] > 0).all()
