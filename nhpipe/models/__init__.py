@@ -34,7 +34,11 @@ NETWORKS = {"unet": (UNetConfig, HeteroUNet), "cinn": (CINNConfig, CINN),
 
 
 def models_dir() -> Path:
-    """Folder of the shipped weights: $NHPIPE_MODELS, else ``models/`` of the checkout."""
+    """Folder of the shipped weights: $NHPIPE_MODELS, else ``models/`` of the checkout.
+
+    The weights live beside the package in the repository, so nhpipe is installed from a
+    clone (``pip install -e .``); elsewhere, point NHPIPE_MODELS at a copy of models/.
+    """
     return Path(os.environ.get("NHPIPE_MODELS", Path(__file__).resolve().parents[2] / "models"))
 
 

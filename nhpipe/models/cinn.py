@@ -45,15 +45,19 @@ class CINN(Network):
     Two scales: an invertible 2x2 squeeze (i-RevNet downsampling) to 4 x 64 x 64, then
     GLOW affine coupling blocks conditioned on features of log N_H at 64 px, a second
     squeeze to 16 x 32 x 32 and more blocks conditioned at 32 px.  The conditioning U-Net
-    is trained jointly.  The stabilisers used, and why:
+    is trained jointly.  The stabilisers used:
 
-    - soft clamping of the coupling scales (FrEIA's atan clamp, ``clamp``): without it
-      the log-determinant explodes in the first hundred steps;
+    - soft clamping of the coupling scales (FrEIA's atan clamp, ``clamp``), which bounds
+      each block's log-determinant;
     - fixed random channel permutations between blocks, so every channel is transformed;
     - zero-initialised last layers of the subnetworks (each block starts as identity);
     - small Gaussian noise on the target during training, which removes the degenerate
       directions of the float16-quantised data;
     - gradient clipping and Adam with EMA of the weights (in the training loop).
+
+    All were on from the first run, which trained 4,354 steps (55 min on one CPU thread)
+    without a divergence or a loss spike; no ablation was run, so which of them is
+    necessary here is not established.
     """
 
     name = "cinn"

@@ -42,11 +42,13 @@ def _schedulers(config: DDPMConfig):
 class DDPM(Network):
     """Denoising diffusion model (Ho et al. 2020) of the density residual given log N_H.
 
-    The denoiser is a small U-Net with a time embedding whose input is the noisy
-    residual, log N_H (normalised) concatenated as a channel, and features of log N_H
-    from a conditioning U-Net.  The conditioning U-Net runs once per region and its
-    features are shared by all samples and all steps, so most of the work of a step is
-    the light denoiser: that is what makes 64 samples x 8 steps affordable on a CPU.
+    The denoiser takes the noisy residual, log N_H (normalised) concatenated as a channel,
+    and features of log N_H from a conditioning U-Net, with a time embedding.  The
+    conditioning U-Net (5 levels) runs once per region and its features are shared by all
+    samples and all steps; the denoiser itself is the same U-Net class with
+    ``den_depth`` levels (1 in the shipped model: two residual convolution blocks at full
+    resolution), which is what makes 64 samples x 8 steps affordable on a CPU
+    (0.44 regions/s on 2 cores).
     """
 
     name = "ddpm"
