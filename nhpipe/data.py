@@ -188,15 +188,18 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class RegionDataset(torch.utils.data.Dataset):
-    """A split of an nhpipe dataset as (log10 N_H, log10 <n_H>_m) tensors of (1, 128, 128).
+    """A split of an nhpipe dataset as (log10 N_H, log10 <n_H>_m) tensors of (1, H, W).
 
     With ``augment=True``, each item is passed through one of the 8 dihedral symmetries,
-    drawn from ``generator`` (a torch.Generator) so that runs are reproducible.
+    and with ``crop`` it is cut to a random ``crop`` x ``crop`` window; both are drawn
+    from ``generator`` (a torch.Generator), in that order, so runs are reproducible.
     """
 
-    def __init__(self, path, split: str, *, augment: bool = False, generator=None):
+    def __init__(self, path, split: str, *, augment: bool = False, crop: int | None = None,
+                 generator=None):
         self.log_nh, self.log_nm, self.cube = load_split(path, split)
         self.augment = augment
+        self.crop = crop
         self.generator = generator
 
     def __len__(self) -> int:
@@ -208,6 +211,12 @@ class RegionDataset(torch.utils.data.Dataset):
         if self.augment:
             k = int(torch.randint(8, (1,), generator=self.generator))
             x, y = dihedral(x, k), dihedral(y, k)
+        size = x.shape[-1]
+        if self.crop is not None and self.crop < size:
+            oy, ox = (int(v) for v in torch.randint(size - self.crop + 1, (2,),
+                                                    generator=self.generator))
+            x = x[:, oy:oy + self.crop, ox:ox + self.crop]
+            y = y[:, oy:oy + self.crop, ox:ox + self.crop]
         return x, y
 
 

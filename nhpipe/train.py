@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .data import dihedral, load_split
+from .data import RegionDataset, load_split
 from .errors import InputError
 from .models import NETWORKS, build_network, resolve_device
 from .models._common import Normaliser, save_network
@@ -51,25 +51,6 @@ class EMA:
 
     def copy_to(self, model):
         model.load_state_dict(self.shadow)
-
-
-def _batch(log_nh, log_nm, index, crop, generator, normaliser, device):
-    """A training batch: random dihedral symmetry and random crop of each region."""
-    xs, rs = [], []
-    size = log_nh.shape[-1]
-    for i in index.tolist():
-        x = torch.from_numpy(log_nh[i])[None]
-        y = torch.from_numpy(log_nm[i])[None]
-        k = int(torch.randint(8, (1,), generator=generator))
-        x, y = dihedral(x, k), dihedral(y, k)
-        if crop < size:
-            oy, ox = (int(v) for v in torch.randint(size - crop + 1, (2,), generator=generator))
-            x, y = x[:, oy:oy + crop, ox:ox + crop], y[:, oy:oy + crop, ox:ox + crop]
-        xs.append(x)
-        rs.append(y)
-    x = torch.stack(xs).to(device)
-    y = torch.stack(rs).to(device)
-    return normaliser.inputs(x), normaliser.targets(y, x)
 
 
 def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
@@ -123,7 +104,9 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     if resume and not ckpt_path.is_file():
         raise InputError(f"--resume: no checkpoint {ckpt_path}")
 
-    log_nh, log_nm, _ = load_split(data, "train")
+    generator = torch.Generator().manual_seed(seed)
+    train_set = RegionDataset(data, "train", augment=True, crop=crop, generator=generator)
+    log_nh, log_nm = train_set.log_nh, train_set.log_nm
     val_nh, val_nm, _ = load_split(data, "val")
     if len(log_nh) == 0 or len(val_nh) == 0:
         raise InputError(f"{data}: the train and val splits must not be empty")
@@ -132,7 +115,6 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     model = build_network(model_name, config, normaliser).to(torch_device)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     ema = EMA(model) if model_name in EMA_MODELS else None
-    generator = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device=torch_device).manual_seed(seed + 1)
     steps_per_epoch = max(1, len(log_nh) // batch_size)
     total_steps = epochs * steps_per_epoch
@@ -177,7 +159,9 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     while state["step"] < total_steps:
         model.train()
         index = torch.randint(len(log_nh), (batch_size,), generator=generator)
-        x, r = _batch(log_nh, log_nm, index, crop, generator, normaliser, torch_device)
+        x, y = (torch.stack(t).to(torch_device)
+                for t in zip(*(train_set[i] for i in index.tolist())))
+        x, r = normaliser.inputs(x), normaliser.targets(y, x)
         for group in optimiser.param_groups:
             group["lr"] = lr * schedule(state["step"])
         loss = model.loss(x, r, noise_gen)

@@ -121,6 +121,12 @@ class TestDataset:
         assert x.shape == (1, 128, 128)
         ks = [k for k in range(8) if torch.equal(dihedral(x0, k), x)]
         assert ks and torch.equal(dihedral(y0, ks[0]), y)
+        cropped = RegionDataset(path, "train", crop=32, generator=torch.Generator())
+        xc, yc = cropped[0]
+        assert xc.shape == yc.shape == (1, 32, 32)
+        assert any(torch.equal(x0[0, r:r + 32, c:c + 32], xc[0]) and
+                   torch.equal(y0[0, r:r + 32, c:c + 32], yc[0])
+                   for r in range(97) for c in range(97))
 
     def test_cli(self, run_cli, tmp_path):
         out = tmp_path / "cli.h5"
