@@ -19,19 +19,43 @@ from .tiling import DEFAULT_STRIDE
 EXIT_USAGE = 2
 
 _RUN_EPILOG = f"""\
-output: one FITS file with the HDUs {', '.join(STATISTICS)}, NH and COVERAGE.
+output: one FITS file with the HDUs
+  {', '.join(STATISTICS)}, NH and COVERAGE.
   MEAN..Q97_5 are statistics of the samples of log10(<n_H>_m / cm-3); STD is in dex;
   NH is N_H of hydrogen nuclei in cm-2 (N_H = 2 N(H2)); every HDU has the WCS of
   the chosen grid and provenance cards (model, checksums, seed, distance, command).
 
 examples:
-  nhpipe run orionB_NH2.fits --distance 400pc --species H2 --model powerlaw --samples 16
-  nhpipe run perB5.fits --distance 300pc --species H2 --out perB5_n.fits --output-grid model
+  nhpipe run orionB_NH2.fits --distance 400pc --species H2 --model ddpm --samples 64
+  nhpipe run perB5.fits --distance 300pc --species H2 --model unet --output-grid model
+  nhpipe run orionB_NH2.fits --distance 400pc --species H2 --model cinn \\
+      --catalog HGBS_orionb_derived_core_catalog.txt --ld 10pc
 """
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps prose paragraphs to the terminal; keeps indented lines (examples) as written."""
+
+    def _fill_text(self, text, width, indent):
+        import textwrap
+
+        paragraphs = []
+        for block in text.split("\n\n"):
+            lines = block.splitlines()
+            if any(line.startswith(" ") for line in lines[1:]) or block.startswith(" "):
+                paragraphs.append(textwrap.indent(block, indent))
+            else:
+                paragraphs.append(textwrap.fill(" ".join(lines), width, initial_indent=indent,
+                                                subsequent_indent=indent))
+        return "\n\n".join(paragraphs)
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line (InputError) instead of exiting."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
@@ -53,7 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
         "the cloud's distance, run the model over overlapping 128-px patches, and write "
         "per-pixel statistics of log10 <n_H>_m to one FITS file.",
         epilog=_RUN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("input", metavar="INPUT.fits", help="column-density map (FITS with WCS)")
     run.add_argument("--distance", help="distance to the cloud, e.g. 400pc or 0.4kpc (required)")
@@ -93,7 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
         "Writes PREFIX.ecsv, PREFIX.fits, PREFIX.reg (DS9), PREFIX_fig10.png, PREFIX_cmf.png.",
         epilog="example:\n  nhpipe catalog orionB_NH_nhpipe_ddpm.fits "
         "HGBS_orionb_derived_core_catalog.txt --distance 400pc --ld 10pc --out orionB_cores",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cat.add_argument("map", metavar="NHPIPE_OUTPUT.fits", help="output of nhpipe run")
     cat.add_argument("catalog", metavar="CATALOGUE",
