@@ -85,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "header says")
     run.add_argument("--bunit", help="unit of the map values when BUNIT is missing or wrong, "
                      "e.g. cm-2 or '1e21 cm-2'")
-    run.add_argument("--model", default="powerlaw", help=f"estimator: {', '.join(available())} "
-                     "(default: powerlaw)")
+    run.add_argument("--model", default="unet", help=f"estimator: {', '.join(available())} "
+                     "(default: unet, the fastest network)")
     run.add_argument("--samples", type=int, default=16,
                      help="samples of <n_H>_m per patch (default: 16)")
     run.add_argument("--hdu", help="HDU index or name to read (default: first 2-D image)")

@@ -96,7 +96,7 @@ def infer_map(model, log_nh: np.ndarray, *, n_samples: int, generator: torch.Gen
 
 
 def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None,
-            model="powerlaw", samples=16, output_grid="input", stride=DEFAULT_STRIDE,
+            model="unet", samples=16, output_grid="input", stride=DEFAULT_STRIDE,
             device="auto", seed=0, overwrite=False, progress=False, command=None) -> Path:
     """Turn a column-density map into a FITS file of <n_H>_m statistics.
 
