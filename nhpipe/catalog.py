@@ -155,6 +155,18 @@ def _quantity(column, default_unit):
     return np.asarray(column, dtype=np.float64) * unit
 
 
+def core_radius_pc(table, radius: str, columns: ColumnMap) -> np.ndarray:
+    """The cores' ``radius`` ('observed' or 'deconvolved') in pc."""
+    name = columns.radius_observed if radius == "observed" else columns.radius_deconvolved
+    return _quantity(_column(table, name, "radius"), columns.radius_unit).to_value(u.pc)
+
+
+def core_mass_msun(n_h, radius_pc):
+    """Mass (Msun) of a sphere of radius ``radius_pc`` and density n_H: 1.4 m_H n V."""
+    volume = 4.0 / 3.0 * np.pi * (np.asarray(radius_pc) * PC_CM) ** 3
+    return np.asarray(n_h) * volume * MU_H * m_p.cgs.value / M_sun.cgs.value
+
+
 @dataclass
 class MapStats:
     """Aperture averages of one nhpipe output file for each core (arrays of length N)."""
@@ -292,9 +304,7 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
         raise InputError(f"--radius must be observed or deconvolved, got {options.radius!r}")
     out = table.copy()
     n = len(out)
-    radius_col = columns.radius_observed if options.radius == "observed" else \
-        columns.radius_deconvolved
-    radius_pc = _quantity(_column(table, radius_col, "radius"), columns.radius_unit).to_value(u.pc)
+    radius_pc = core_radius_pc(table, options.radius, columns)
     coords = core_coordinates(table, columns) if n else SkyCoord([], [], unit="deg")
     stats = measure_apertures(nhpipe_file, coords, radius_pc, distance_pc=options.distance_pc) \
         if n else MapStats(np.zeros(0), np.zeros((5, 0)), np.zeros(0), np.zeros(0, bool))
@@ -345,8 +355,7 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
 
     density = _quantity(_column(table, columns.density, "density"), columns.density_unit)
     n_cat_h = density.to_value(u.cm**-3) * SPECIES_FACTOR[columns.density_species]
-    volume = 4.0 / 3.0 * np.pi * (radius_pc * PC_CM) ** 3
-    mass_new = pct[0] * volume * MU_H * m_p.cgs.value / M_sun.cgs.value
+    mass_new = core_mass_msun(pct[0], radius_pc)
 
     def add(name, values, unit=None, description=""):
         out[name] = values
@@ -429,9 +438,7 @@ def _write_regions(table, path, columns):
     from .write import atomic_path
 
     coords = core_coordinates(table, columns) if len(table) else []
-    radius_col = columns.radius_observed if table.meta.get("radius") == "observed" else \
-        columns.radius_deconvolved
-    radius_pc = _quantity(table[radius_col], columns.radius_unit).to_value(u.pc)
+    radius_pc = core_radius_pc(table, table.meta["radius"], columns)
     distance = table.meta["distance_pc"]
     shapes = []
     for i in range(len(table)):
@@ -499,11 +506,8 @@ def _plot_cmf(table, draws, path, columns):
         cat = np.log10(np.asarray(table[columns.mass], float)[ok])
         ax.stairs(np.histogram(cat, edges)[0], edges, color="k", label="catalogue masses")
     if draws is not None and ok.any():
-        radius_col = columns.radius_observed if table.meta.get("radius") == "observed" else \
-            columns.radius_deconvolved
-        r_pc = _quantity(table[radius_col], columns.radius_unit).to_value(u.pc)[ok]
-        volume = 4.0 / 3.0 * np.pi * (r_pc * PC_CM) ** 3
-        masses = draws[:, ok] * volume * MU_H * m_p.cgs.value / M_sun.cgs.value
+        r_pc = core_radius_pc(table, table.meta["radius"], columns)[ok]
+        masses = core_mass_msun(draws[:, ok], r_pc)
         with np.errstate(invalid="ignore", divide="ignore"):
             hists = np.array([np.histogram(np.log10(m[np.isfinite(m)]), edges)[0]
                               for m in masses])
