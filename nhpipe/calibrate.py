@@ -41,14 +41,11 @@ def fit_spread(model, log_nh: np.ndarray, log_nm: np.ndarray, *, samples: int = 
     report : dict
         Coverage before and after, and what was fitted on.
     """
+    from .evaluate import sample_regions
+
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    draws = []
-    with torch.inference_mode():
-        for i in range(len(log_nh)):
-            x = torch.from_numpy(log_nh[i : i + 1])[:, None].to(device)
-            draws.append(model.sample(x, samples, gen)[0, :, 0].float().cpu().numpy())
-    draws = np.stack(draws, axis=1).reshape(samples, -1)
+    draws, _ = sample_regions(model, log_nh, samples, gen, device)
     truth = log_nm.reshape(-1)
     step = max(1, truth.size // 400_000)  # a subsample is enough to fit one number
     draws, truth = draws[:, ::step], truth[::step]

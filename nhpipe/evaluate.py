@@ -20,8 +20,11 @@ from .models import load_model, resolve_device
 from .models.analytic import PowerLaw, fit_powerlaw
 
 
-def _sample_all(model, log_nh, n_samples, generator, device, batch=1):
-    """Samples (S, N_regions * 128 * 128) for all regions, and regions/s of the calls."""
+def sample_regions(model, log_nh, n_samples, generator, device, batch=1):
+    """Samples (S, N_regions * 128 * 128) of every region, and regions/s of the model calls.
+
+    ``log_nh`` is (N, 128, 128) log10 N_H; regions go through the model ``batch`` at a time.
+    """
     draws = []
     elapsed = 0.0
     with torch.inference_mode():
@@ -73,8 +76,8 @@ def evaluate(model_name: str, data, *, split: str = "test", samples: int = 16,
     model = load_model(model_name, device=torch_device, path=model_path)
     truth = log_nm.reshape(-1)
     gen = torch.Generator(device=torch_device).manual_seed(seed)
-    draws, speed = _sample_all(model, log_nh, samples, gen, torch_device)
-    base_draws, _ = _sample_all(baseline.to(torch_device), log_nh, samples,
+    draws, speed = sample_regions(model, log_nh, samples, gen, torch_device)
+    base_draws, _ = sample_regions(baseline.to(torch_device), log_nh, samples,
                                 torch.Generator(device=torch_device).manual_seed(seed),
                                 torch_device)
     return {

@@ -38,11 +38,11 @@ class Normaliser:
 
     @classmethod
     def fit(cls, log_nh: np.ndarray, log_nm: np.ndarray) -> "Normaliser":
+        from .analytic import fit_powerlaw
+
         x = np.asarray(log_nh, np.float64).ravel()
-        y = np.asarray(log_nm, np.float64).ravel()
-        b, a = np.polyfit(x, y, 1)
-        return cls(float(x.mean()), float(x.std()), float(a), float(b),
-                   float(np.std(y - a - b * x)))
+        line = fit_powerlaw(x, log_nm)
+        return cls(float(x.mean()), float(x.std()), line.a, line.b, line.sigma)
 
     def inputs(self, log_nh: torch.Tensor) -> torch.Tensor:
         return (log_nh - self.nh_mean) / self.nh_std
