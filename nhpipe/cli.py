@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: unet, the fastest network)")
     run.add_argument("--samples", type=int, default=16,
                      help="samples of <n_H>_m per patch (default: 16)")
+    run.add_argument("--beam", help="beam FWHM of the map with its unit, e.g. 18.2arcsec; "
+                     "default: BMAJ/BMIN of the header (the networks need one or the other)")
     run.add_argument("--hdu", help="HDU index or name to read (default: first 2-D image)")
     run.add_argument("--out", help="output FITS (default: INPUT_nhpipe_MODEL.fits here)")
     run.add_argument("--output-grid", choices=["input", "model"], default="input",
@@ -128,32 +130,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     make = sub.add_parser(
         "make-dataset",
-        help="simulate clouds and write (N_H, <n_H>_m) training regions to HDF5",
-        description="Simulate 3-D clouds (nhpipe.sims), project each along its three axes "
-        "and write 128x128 regions of log10 N_H (input) and log10 <n_H>_m (target) with "
-        "their metadata. Splits train/val/test (80/10/10 %) are made by cube.",
+        help="simulate clouds and write (N_H, <n_H>_m) regions to HDF5",
+        description="Simulate lines of sight and write 128x128 regions of observed log10 "
+        "N_H (input) and exact log10 <n_H>_m (target) with their record (depth, components, "
+        "beam, noise, offset, family, generator parameters). Family 'clouds' (generator v2: "
+        "turbulent clouds 1-30 pc deep, self-gravity in half of them, 1-3 components along "
+        "the line of sight) is what networks train on, split train/val/test 80/10/10 % by "
+        "cube; the validation families 'fractal' (hierarchical clumps) and 'mhd' (a real "
+        "MHD snapshot, --source) go whole into 'val'. Every family is observed alike: beam "
+        "0.5-16 model pixels, noise 1-10 %%, a zero-level offset in 30 %% of the maps. "
+        "'v1' is the first generator (128^3 cubes, 3 views, one --beam and --noise).",
+        epilog="examples:\n"
+        "  nhpipe make-dataset --family clouds --n-cubes 3000 --out data/clouds.h5 --workers 2\n"
+        "  nhpipe make-dataset --family fractal --n-cubes 300 --out data/fractal.h5\n"
+        "  nhpipe make-dataset --family mhd --n-cubes 300 --out data/mhd.h5 \\\n"
+        "      --source ../shared/data/idefix_orszagtang3d_mhd/data.0001.ref.vtk\n"
+        "  nhpipe make-dataset --family v1 --n-cubes 1250 --beam 18.2 --noise 0.02 "
+        "--out data/regions.h5",
     )
+    make.add_argument("--family", default="clouds", choices=["clouds", "fractal", "mhd", "v1"],
+                      help="generator family (default: clouds, the training family)")
     make.add_argument("--n-cubes", type=int, required=True,
-                      help="cubes to simulate (3 regions each)")
+                      help="cubes to simulate: one region each (3 for v1)")
     make.add_argument("--out", required=True, help="output HDF5 file")
+    make.add_argument("--source", help="simulation snapshot for --family mhd (anything yt "
+                      "reads, e.g. an IDEFIX .vtk)")
     make.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     make.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
     make.add_argument("--beam", type=float, default=None, metavar="ARCSEC",
-                      help="smooth the inputs by a Gaussian beam of this FWHM (e.g. 18.2)")
+                      help="v1 only: smooth the inputs by a Gaussian beam of this FWHM")
     make.add_argument("--distance", default="400pc",
-                      help="distance used with --beam (default: 400pc)")
+                      help="v1 only: distance used with --beam (default: 400pc)")
     make.add_argument("--noise", type=float, default=0.0,
-                      help="relative rms noise added to the inputs (default: 0)")
+                      help="v1 only: relative rms noise added to the inputs (default: 0)")
     make.add_argument("--overwrite", action="store_true", help="replace an existing file")
     make.add_argument("--quiet", action="store_true", help="no progress bar")
     make.set_defaults(handler=_cmd_make_dataset)
 
     describe = sub.add_parser(
-        "describe-dataset", help="counts and ranges of a dataset, and a PNG of them",
-        description="Print counts and ranges per split and draw the distributions of "
-        "log10 N_H and log10 <n_H>_m and their joint histogram.",
+        "describe-dataset", help="counts and ranges of data sets, and a PNG of them",
+        description="Print counts and percentiles per split, the range of every recorded "
+        "quantity (los_depth_pc, beam_px, noise, n_components, ...) and the regions per "
+        "family, and draw their histograms with those of log10 N_H and log10 <n_H>_m.",
+        epilog="example:\n  nhpipe describe-dataset data/clouds.h5 data/fractal.h5 "
+        "data/mhd.h5 --png docs/dataset.png",
     )
-    describe.add_argument("data", help="HDF5 file from make-dataset")
+    describe.add_argument("data", nargs="+", help="HDF5 files from make-dataset")
     describe.add_argument("--png", help="PNG to write (default: DATA_describe.png here)")
     describe.set_defaults(handler=_cmd_describe_dataset)
 
@@ -182,36 +204,50 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_cmd_train)
 
     calibrate = sub.add_parser(
-        "calibrate", help="fit a network's sample spread on the val split (stored in its card)",
-        description="Draw samples on validation regions and fit one factor on the spread of "
-        "the samples about their mean so that the 68%% and 95%% intervals hold 68%% and 95%% "
-        "of the true pixels; the factor is stored in the model card (models/NAME.json).",
+        "calibrate", help="fit a network's sample spread on validation data (stored in its card)",
+        description="Draw samples on the val regions of one or more data sets (repeat --data: "
+        "the training family and the validation families) and fit one factor on the spread "
+        "of the samples about their mean so that the 68%% and 95%% intervals hold 68%% and "
+        "95%% of the true pixels; the factor is stored in the model card.",
     )
     calibrate.add_argument("--model", required=True, choices=["unet", "cinn", "ddpm"])
-    calibrate.add_argument("--data", required=True, help="HDF5 file from make-dataset")
+    calibrate.add_argument("--data", required=True, action="append",
+                           help="HDF5 file from make-dataset (repeat for several)")
     calibrate.add_argument("--path", help="model stem (default: the shipped models/NAME)")
-    calibrate.add_argument("--regions", type=int, default=24, help="val regions (default 24)")
+    calibrate.add_argument("--regions", type=int, default=24,
+                           help="val regions per data set (default 24)")
     calibrate.add_argument("--samples", type=int, default=32, help="samples per region")
     calibrate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     calibrate.set_defaults(handler=_cmd_calibrate)
 
     evaluate = sub.add_parser(
-        "evaluate", help="the poster's metrics on a split, next to the power-law baseline",
-        description="Recompute MSE(log10), error at 80%% accuracy, interval coverage, CRPS "
-        "(overall and per density bin), parameters and regions/s of a model on a split, "
-        "and of the power law refitted on the train split, on the same pixels.",
+        "evaluate", help="the poster's metrics per family and bin, beside the power law and MDR",
+        description="Recompute MSE(log10), mean error, error at 80%% accuracy, 68/95%% "
+        "interval coverage and CRPS of models on one or more data sets (the val split of a "
+        "validation family, the test split of the training family), overall and per bin "
+        "of density, line-of-sight depth and beam, next to the shipped power law and MDR "
+        "(Zhao et al. 2025) on the same pixels. With several data sets each network's "
+        "spread is recalibrated leaving the tested family out.",
+        epilog="example:\n  nhpipe evaluate --model unet --model cinn --model ddpm --data "
+        "data/fractal.h5 --data data/mhd.h5 --data data/clouds.h5 --samples 32 "
+        "--max-regions 40 --out docs/evaluation",
     )
     evaluate.add_argument("--model", required=True, action="append",
                           help="model to evaluate (repeat for several)")
-    evaluate.add_argument("--data", required=True, help="HDF5 file from make-dataset")
-    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--data", required=True, action="append",
+                          help="HDF5 file from make-dataset (repeat for several)")
+    evaluate.add_argument("--path", action="append", default=[], metavar="NAME=STEM",
+                          help="evaluate NAME from the weights at STEM (default: shipped)")
+    evaluate.add_argument("--split", default=None, choices=["train", "val", "test"],
+                          help="default: test if the file has one, else val")
     evaluate.add_argument("--samples", type=int, default=16, help="samples per region")
     evaluate.add_argument("--max-regions", type=int, default=None,
-                          help="evaluate only the first N regions of the split")
+                          help="evaluate only the first N regions of each data set")
+    evaluate.add_argument("--no-mdr", action="store_true", help="leave out the MDR baseline")
     evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     evaluate.add_argument("--out", default="evaluation", help="writes OUT.json and OUT.md")
     evaluate.add_argument("--write-card", action="store_true",
-                          help="also store the metrics in each network's model card")
+                          help="also store the metrics in each evaluated network's card")
     evaluate.set_defaults(handler=_cmd_evaluate)
     return parser
 
@@ -249,18 +285,24 @@ def _cmd_calibrate(args, command: str) -> int:
 
 
 def _cmd_evaluate(args, command: str) -> int:
-    from .evaluate import evaluate, markdown_table, write_results
+    from .evaluate import evaluate, markdown_table, store_in_card, write_results
+    from .models import NETWORKS, models_dir
 
-    results = [evaluate(name, args.data, split=args.split, samples=args.samples,
-                        max_regions=args.max_regions, device=args.device)
-               for name in args.model]
-    json_path, md_path = write_results(results, args.out)
+    paths = {}
+    for item in args.path:
+        name, sep, stem = item.partition("=")
+        if not sep or not stem:
+            raise InputError(f"--path must look like unet=models/unet, got {item!r}")
+        paths[name] = stem
+    result = evaluate(args.model, args.data, samples=args.samples, max_regions=args.max_regions,
+                      device=args.device, model_paths=paths, mdr=not args.no_mdr,
+                      split=args.split)
+    json_path, md_path = write_results(result, args.out)
     if args.write_card:
-        from .evaluate import store_in_card
-
-        for result in results:
-            store_in_card(result)
-    print(markdown_table(results))
+        for name in args.model:
+            if name in NETWORKS:
+                store_in_card(result, name, paths.get(name, models_dir() / name))
+    print(markdown_table(result))
     print(f"wrote {json_path} and {md_path}")
     return 0
 
@@ -269,10 +311,10 @@ def _cmd_make_dataset(args, command: str) -> int:
     from .data import make_dataset
     from .units import parse_distance
 
-    out = make_dataset(args.out, n_cubes=args.n_cubes, seed=args.seed, workers=args.workers,
-                       beam_arcsec=args.beam, distance_pc=parse_distance(args.distance),
-                       noise=args.noise, overwrite=args.overwrite,
-                       progress=not args.quiet and sys.stderr.isatty())
+    out = make_dataset(args.out, family=args.family, n_cubes=args.n_cubes, seed=args.seed,
+                       workers=args.workers, source=args.source, beam_arcsec=args.beam,
+                       distance_pc=parse_distance(args.distance), noise=args.noise,
+                       overwrite=args.overwrite, progress=not args.quiet and sys.stderr.isatty())
     if not args.quiet:
         print(f"wrote {out}")
     return 0
@@ -281,9 +323,9 @@ def _cmd_make_dataset(args, command: str) -> int:
 def _cmd_describe_dataset(args, command: str) -> int:
     from pathlib import Path
 
-    from .data import describe_dataset
+    from .describe import describe_dataset
 
-    png = args.png or f"{Path(args.data).stem}_describe.png"
+    png = args.png or f"{Path(args.data[0]).stem}_describe.png"
     print(describe_dataset(args.data, png=png))
     return 0
 
@@ -371,7 +413,7 @@ def _cmd_run(args, command: str) -> int:
                          "(e.g. 1e3cm-3)")
     out = run_map(
         args.input, distance=args.distance, out=args.out, species=args.species,
-        bunit=args.bunit, hdu=args.hdu, model=args.model, samples=args.samples,
+        bunit=args.bunit, hdu=args.hdu, beam=args.beam, model=args.model, samples=args.samples,
         output_grid=args.output_grid, stride=args.stride, device=args.device,
         seed=args.seed, overwrite=args.overwrite,
         progress=not args.quiet and sys.stderr.isatty(), command=command,

@@ -1,18 +1,25 @@
 """Training data: pairs of (log10 N_H, log10 <n_H>_m) regions from simulated clouds.
 
-One HDF5 file holds the three splits.  Regions of one cube (its three views) always go to
-the same split: views of one cube share their structures, and a validation split that
-shares cubes with training (as in the poster's research code) overstates accuracy.
+One HDF5 file holds the regions of one family (:mod:`nhpipe.sims.families`). The training
+family ``clouds`` is split train/val/test (80/10/10 %) by cube; a validation family
+(``fractal``, ``mhd``) goes whole into ``val``: no network trains on it. Regions of one
+cube always go to the same split: views of one cube share their structures, and a
+validation split that shares cubes with training (as in the poster's research code)
+overstates accuracy. The first generator's files (``--family v1``, format 1: three views
+per 128^3 cube, one beam) can still be made and read.
 
 File layout (all maps 128 x 128, float16 after subtracting an offset, which keeps
 0.001 dex precision at half the size of float32)::
 
-    /                 attrs: format, nhpipe_version, seed, recipe (JSON), units
-    /<split>/log_nh   (N, 128, 128)  log10 N_H / cm-2 minus attrs['offset'] (21)
-    /<split>/log_nm   (N, 128, 128)  log10 <n_H>_m / cm-3 minus attrs['offset'] (3)
+    /                 attrs: format, family, nhpipe_version, seed, recipe (JSON), units
+    /<split>/log_nh   (N, 128, 128)  observed log10 N_H / cm-2 minus attrs['offset'] (21)
+    /<split>/log_nm   (N, 128, 128)  true log10 <n_H>_m / cm-3 minus attrs['offset'] (3)
     /<split>/cube     (N,)  index of the cube the region was cut from
     /<split>/axis     (N,)  line-of-sight axis of the view (0, 1, 2)
-    /<split>/params   (N,)  JSON of the cloud's generator parameters
+    /<split>/params   (N,)  JSON of the generator parameters
+    format 2 only, one value per region (see :data:`META`):
+    /<split>/uid, family, los_depth_pc, cloud_depth_pc, n_components, beam_px, noise,
+    offset_cm2
 """
 
 from __future__ import annotations
@@ -30,13 +37,27 @@ from tqdm.auto import tqdm
 from . import __version__
 from .errors import InputError
 from .sims.cloud import CELL_PC, CloudRanges, draw_params, make_cube
-from .sims.observe import observe
+from .sims.observe import FWHM_PER_SIGMA, beam_sigma_pixels, observe
 from .sims.project import project
 
 SPLITS = ("train", "val", "test")
 FORMAT = "nhpipe-regions-1"
+FORMAT_V2 = "nhpipe-regions-2"
+#: Per-region record of format 2: name -> (HDF5 dtype, meaning).
+META = {
+    "uid": (h5py.string_dtype(), "family:seed:index, unique across families"),
+    "family": (h5py.string_dtype(), "generator family"),
+    "los_depth_pc": ("f4", "pc, total depth of gas along the line of sight"),
+    "cloud_depth_pc": ("f4", "pc, depth of the main cloud"),
+    "n_components": ("i1", "unrelated components along the line of sight"),
+    "beam_px": ("f4", "beam FWHM in model pixels"),
+    "noise": ("f4", "relative rms noise of the input"),
+    "offset_cm2": ("f4", "cm-2, zero-level offset added to the input"),
+}
 OFFSETS = {"log_nh": 21.0, "log_nm": 3.0}
 REGION = 128
+#: The family networks train on; the others are validation families.
+TRAINING_FAMILY = "clouds"
 
 
 def assign_splits(n_cubes: int, *, seed: int, fractions=(0.8, 0.1, 0.1)) -> np.ndarray:
@@ -81,76 +102,142 @@ def simulate_regions(seed: int, index: int, *, beam_arcsec=None, distance_pc=400
 
 
 def _simulate(job):
-    seed, index, options = job
-    return index, simulate_regions(seed, index, **options)
+    family, seed, index, options = job
+    if family == "v1":
+        result = simulate_regions(seed, index, **options)
+        return index, [{"log_nh": result["log_nh"][k], "log_nm": result["log_nm"][k],
+                        "axis": axis, "params": result["params"]}
+                       for k, axis in enumerate(result["axes"])]
+    from .sims.families import simulate_region
+
+    region = simulate_region(family, seed, index, **options)
+    return index, [{**region, "axis": 0}]
 
 
-def make_dataset(out, *, n_cubes: int, seed: int = 0, workers: int = 1, beam_arcsec=None,
-                 distance_pc: float = 400.0, noise: float = 0.0, overwrite: bool = False,
-                 progress: bool = False) -> Path:
-    """Simulate ``n_cubes`` clouds and write their regions to an HDF5 file.
+def _recipe(family, *, n_cubes, seed, source, v1_options):
+    if family == "v1":
+        return {"generator": "nhpipe.sims.cloud", "ranges": asdict(CloudRanges()),
+                "cell_pc": CELL_PC, "region_px": REGION, "n_cubes": n_cubes, "seed": seed,
+                "views": "3 axes per cube", **v1_options, "split_fractions": [0.8, 0.1, 0.1]}
+    from .sims.families import family_recipe
+
+    return {**family_recipe(family, source), "n_cubes": n_cubes, "seed": seed,
+            "views": "1 line of sight per cube", "split_fractions":
+            [0.8, 0.1, 0.1] if family == TRAINING_FAMILY else "all in val"}
+
+
+def make_dataset(out, *, n_cubes: int, family: str = TRAINING_FAMILY, seed: int = 0, workers: int = 1,
+                 source=None, beam_arcsec=None, distance_pc: float = 400.0,
+                 noise: float = 0.0, overwrite: bool = False, progress: bool = False) -> Path:
+    """Simulate ``n_cubes`` clouds of a family and write their regions to an HDF5 file.
 
     Parameters
     ----------
     out : path
         HDF5 file to write (atomically: a temporary file renamed at the end).
     n_cubes : int
-        Number of cubes; each gives 3 regions (one per axis).
+        Number of cubes: one region each (three, one per axis, for ``v1``).
+    family : str
+        ``clouds`` (generator v2, split 80/10/10 by cube), ``fractal`` or ``mhd``
+        (validation families, all in ``val``), or ``v1`` (the first generator).
     seed : int
         Seed of everything (parameters, fields, noise, split).
     workers : int
         Processes simulating cubes in parallel.
+    source : path, optional
+        The simulation snapshot of the ``mhd`` family.
     beam_arcsec, distance_pc, noise
-        Observational realism of the inputs (see :func:`nhpipe.sims.observe.observe`);
-        the targets are always the exact <n_H>_m.
+        ``v1`` only: one observation for all its inputs (see
+        :func:`nhpipe.sims.observe.observe`); the other families draw theirs per region.
     """
+    from .sims.families import FAMILIES
     from .write import atomic_path, check_output_path
 
+    if family != "v1" and family not in FAMILIES:
+        raise InputError(f"--family must be one of {', '.join(['v1', *FAMILIES])}, "
+                         f"got {family!r}")
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers!r}")
+    if family == "mhd" and source is None:
+        raise InputError("--family mhd needs --source SNAPSHOT (e.g. ../shared/data/"
+                         "idefix_orszagtang3d_mhd/data.0001.ref.vtk)")
+    v1_options = {"beam_arcsec": beam_arcsec, "distance_pc": distance_pc, "noise": noise}
+    if family != "v1" and (beam_arcsec or noise):
+        raise InputError(f"--beam and --noise are for --family v1 only; family {family} "
+                         "draws a beam and a noise level per region")
     out = check_output_path(out, overwrite=overwrite)
-    labels = assign_splits(n_cubes, seed=seed)
-    options = {"beam_arcsec": beam_arcsec, "distance_pc": distance_pc, "noise": noise}
-    recipe = {"generator": "nhpipe.sims.cloud", "ranges": asdict(CloudRanges()),
-              "cell_pc": CELL_PC, "region_px": REGION, "n_cubes": n_cubes, "seed": seed,
-              "views": "3 axes per cube", **options,
-              "split_fractions": [0.8, 0.1, 0.1]}
-    jobs = [(seed, i, options) for i in range(n_cubes)]
+    if family in ("v1", TRAINING_FAMILY):
+        labels = assign_splits(n_cubes, seed=seed)
+    else:
+        labels = np.full(n_cubes, SPLITS.index("val"))
+    views = 3 if family == "v1" else 1
+    options = v1_options if family == "v1" else {"source": source}
+    recipe = _recipe(family, n_cubes=n_cubes, seed=seed, source=source, v1_options=v1_options)
+    jobs = [(family, seed, i, options) for i in range(n_cubes)]
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update({"format": FORMAT, "nhpipe_version": __version__, "seed": seed,
+        h5.attrs.update({"format": FORMAT if family == "v1" else FORMAT_V2,
+                         "family": family, "nhpipe_version": __version__, "seed": seed,
                          "recipe": json.dumps(recipe),
                          "units": "log_nh: log10 N_H/cm-2; log_nm: log10 <n_H>_m/cm-3"})
-        sets, fill = {}, {}
-        for k, split in enumerate(SPLITS):
-            n = 3 * int((labels == k).sum())
-            group = h5.create_group(split)
-            for name, offset in OFFSETS.items():
-                ds = group.create_dataset(name, (n, REGION, REGION), dtype="f2",
-                                          chunks=(1, REGION, REGION) if n else None,
-                                          compression="gzip", compression_opts=1, shuffle=True)
-                ds.attrs["offset"] = offset
-            group.create_dataset("cube", (n,), dtype="i4")
-            group.create_dataset("axis", (n,), dtype="i1")
-            group.create_dataset("params", (n,), dtype=h5py.string_dtype())
-            sets[split], fill[split] = group, 0
+        sets = {split: _create_split(h5, split, views * int((labels == k).sum()),
+                                     meta=family != "v1")
+                for k, split in enumerate(SPLITS)}
+        fill = dict.fromkeys(SPLITS, 0)
         pool = ProcessPoolExecutor(workers) if workers > 1 else None
-        mapper = pool.map(_simulate, jobs, chunksize=4) if pool else map(_simulate, jobs)
+        mapper = pool.map(_simulate, jobs) if pool else map(_simulate, jobs)
         try:
-            for index, result in tqdm(mapper, total=n_cubes, unit="cube", disable=not progress,
-                                      desc="simulating clouds"):
+            for index, regions in tqdm(mapper, total=n_cubes, unit="cube",
+                                       disable=not progress, desc=f"simulating {family}"):
                 split = SPLITS[labels[index]]
-                group, start = sets[split], fill[split]
-                rows = slice(start, start + 3)
-                for name, offset in OFFSETS.items():
-                    group[name][rows] = (result[name] - offset).astype(np.float16)
-                group["cube"][rows] = index
-                group["axis"][rows] = result["axes"]
-                group["params"][rows] = [json.dumps(result["params"])] * 3
-                fill[split] = start + 3
+                for region in regions:
+                    _write_region(sets[split], fill[split], index, region)
+                    fill[split] += 1
         finally:
             if pool:
-                pool.shutdown()
+                pool.shutdown(cancel_futures=True)
     return out
+
+
+def _create_split(h5, split: str, n: int, *, meta: bool):
+    group = h5.create_group(split)
+    for name, offset in OFFSETS.items():
+        ds = group.create_dataset(name, (n, REGION, REGION), dtype="f2",
+                                  chunks=(1, REGION, REGION) if n else None,
+                                  compression="gzip", compression_opts=1, shuffle=True)
+        ds.attrs["offset"] = offset
+    group.create_dataset("cube", (n,), dtype="i4")
+    group.create_dataset("axis", (n,), dtype="i1")
+    group.create_dataset("params", (n,), dtype=h5py.string_dtype())
+    for name, (dtype, meaning) in (META.items() if meta else ()):
+        group.create_dataset(name, (n,), dtype=dtype).attrs["meaning"] = meaning
+    return group
+
+
+def _write_region(group, row: int, index: int, region: dict) -> None:
+    for name, offset in OFFSETS.items():
+        group[name][row] = (np.asarray(region[name]).reshape(REGION, REGION) - offset) \
+            .astype(np.float16)
+    group["cube"][row] = index
+    group["axis"][row] = region["axis"]
+    group["params"][row] = json.dumps(region["params"])
+    for name, value in region.get("meta", {}).items():
+        group[name][row] = value
+
+
+def _open_dataset(path):
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the dataset ({exc})") from None
+    if h5.attrs.get("format") not in (FORMAT, FORMAT_V2):
+        h5.close()
+        raise InputError(f"{path}: not an nhpipe dataset (format {FORMAT} or {FORMAT_V2})")
+    return h5
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
 
 
 def load_split(path, split: str):
@@ -163,18 +250,39 @@ def load_split(path, split: str):
     cube : ndarray, shape (N,)
         Cube index of each region.
     """
-    if split not in SPLITS:
-        raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    try:
-        with h5py.File(path, "r") as h5:
-            if h5.attrs.get("format") != FORMAT:
-                raise InputError(f"{path}: not an nhpipe dataset (format {FORMAT})")
-            group = h5[split]
-            arrays = [(group[name][...] + np.float32(group[name].attrs["offset"]))
-                      .astype(np.float32) for name in OFFSETS]
-            return arrays[0], arrays[1], group["cube"][...]
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the dataset ({exc})") from None
+    _check_split(split)
+    with _open_dataset(path) as h5:
+        group = h5[split]
+        arrays = [(group[name][...] + np.float32(group[name].attrs["offset"]))
+                  .astype(np.float32) for name in OFFSETS]
+        return arrays[0], arrays[1], group["cube"][...]
+
+
+def load_meta(path, split: str) -> dict:
+    """The per-region record of one split (:data:`META`), as arrays of length N.
+
+    Files of the first generator (format 1) record none of it; their values are
+    reconstructed from the recipe: family ``v1``, depth 3.33 pc, one component, the one
+    beam (in model pixels) and noise level of the recipe, no offset.
+    """
+    _check_split(split)
+    with _open_dataset(path) as h5:
+        group = h5[split]
+        n = len(group["cube"])
+        if h5.attrs["format"] == FORMAT_V2:
+            return {name: (group[name].asstr()[...] if name in ("uid", "family")
+                           else group[name][...]) for name in META}
+        recipe = json.loads(h5.attrs["recipe"])
+        beam_px = 0.0
+        if recipe.get("beam_arcsec"):
+            beam_px = beam_sigma_pixels(recipe["beam_arcsec"], pixel_pc=CELL_PC,
+                                        distance_pc=recipe["distance_pc"]) * FWHM_PER_SIGMA
+        cube, seed = group["cube"][...], h5.attrs["seed"]
+        return {"uid": np.array([f"v1:{seed}:{c}" for c in cube]),
+                "family": np.full(n, "v1"), "los_depth_pc": np.full(n, REGION * CELL_PC),
+                "cloud_depth_pc": np.full(n, REGION * CELL_PC),
+                "n_components": np.ones(n, np.int8), "beam_px": np.full(n, beam_px),
+                "noise": np.full(n, recipe.get("noise", 0.0)), "offset_cm2": np.zeros(n)}
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -188,16 +296,19 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class RegionDataset(torch.utils.data.Dataset):
-    """A split of an nhpipe dataset as (log10 N_H, log10 <n_H>_m) tensors of (1, H, W).
+    """A split of an nhpipe dataset as (log10 N_H, log10 <n_H>_m, beam) tensors.
 
-    With ``augment=True``, each item is passed through one of the 8 dihedral symmetries,
-    and with ``crop`` it is cut to a random ``crop`` x ``crop`` window; both are drawn
-    from ``generator`` (a torch.Generator), in that order, so runs are reproducible.
+    Items are ``x`` and ``y`` of shape (1, H, W) and ``beam``, a 0-d tensor: the beam FWHM
+    of the region's input in model pixels (:func:`load_meta`). With ``augment=True``, each
+    item is passed through one of the 8 dihedral symmetries, and with ``crop`` it is cut
+    to a random ``crop`` x ``crop`` window; both are drawn from ``generator`` (a
+    torch.Generator), in that order, so runs are reproducible.
     """
 
     def __init__(self, path, split: str, *, augment: bool = False, crop: int | None = None,
                  generator=None):
         self.log_nh, self.log_nm, self.cube = load_split(path, split)
+        self.beam_px = load_meta(path, split)["beam_px"].astype(np.float32)
         self.augment = augment
         self.crop = crop
         self.generator = generator
@@ -217,78 +328,4 @@ class RegionDataset(torch.utils.data.Dataset):
                                                     generator=self.generator))
             x = x[:, oy:oy + self.crop, ox:ox + self.crop]
             y = y[:, oy:oy + self.crop, ox:ox + self.crop]
-        return x, y
-
-
-def describe_dataset(path, *, png=None) -> str:
-    """Counts and ranges of a dataset, and a PNG of its distributions.
-
-    Parameters
-    ----------
-    path : path
-        nhpipe dataset (HDF5).
-    png : path, optional
-        Where to draw the histograms of log10 N_H and log10 <n_H>_m and their joint
-        histogram (all splits together).
-
-    Returns
-    -------
-    str
-        A plain-text report.
-    """
-    lines = [f"{path}"]
-    with h5py.File(path, "r") as h5:
-        recipe = json.loads(h5.attrs.get("recipe", "{}"))
-        lines.append(f"  made by nhpipe {h5.attrs.get('nhpipe_version')}, seed "
-                     f"{h5.attrs.get('seed')}, {recipe.get('n_cubes')} cubes, beam "
-                     f"{recipe.get('beam_arcsec')}\" at {recipe.get('distance_pc')} pc, "
-                     f"noise {recipe.get('noise')}")
-    all_nh, all_nm = [], []
-    for split in SPLITS:
-        log_nh, log_nm, cube = load_split(path, split)
-        all_nh.append(log_nh.ravel())
-        all_nm.append(log_nm.ravel())
-        if len(log_nh) == 0:
-            lines.append(f"  {split:5s}: 0 regions")
-            continue
-        p_nh = np.percentile(log_nh, [0, 1, 50, 99, 100])
-        p_nm = np.percentile(log_nm, [0, 1, 50, 99, 100])
-        lines.append(
-            f"  {split:5s}: {len(log_nh):5d} regions from {len(np.unique(cube)):4d} cubes; "
-            f"log10 N_H/cm-2 min {p_nh[0]:.2f} p1 {p_nh[1]:.2f} median {p_nh[2]:.2f} "
-            f"p99 {p_nh[3]:.2f} max {p_nh[4]:.2f}; log10 <n>_m/cm-3 min {p_nm[0]:.2f} "
-            f"p1 {p_nm[1]:.2f} median {p_nm[2]:.2f} p99 {p_nm[3]:.2f} max {p_nm[4]:.2f}")
-    if png is not None:
-        _plot_distributions(np.concatenate(all_nh), np.concatenate(all_nm), png, str(path))
-        lines.append(f"  wrote {png}")
-    return "\n".join(lines)
-
-
-def _plot_distributions(log_nh, log_nm, png, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .write import atomic_path
-
-    step = max(1, len(log_nh) // 2_000_000)  # a subsample is enough for the histograms
-    x, y = log_nh[::step], log_nm[::step]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    axes[0].hist(x, bins=120, color="C0")
-    axes[0].set_xlabel(r"$\log_{10} N_H$ [cm$^{-2}$]")
-    axes[1].hist(y, bins=120, color="C1")
-    axes[1].set_xlabel(r"$\log_{10} \langle n_H \rangle_m$ [cm$^{-3}$]")
-    for ax in axes[:2]:
-        ax.set_yscale("log")
-        ax.set_ylabel("pixels")
-    counts, xe, ye, image = axes[2].hist2d(x, y, bins=150, norm=matplotlib.colors.LogNorm(),
-                                           cmap="viridis")
-    fig.colorbar(image, ax=axes[2], label="pixels")
-    axes[2].set_xlabel(r"$\log_{10} N_H$ [cm$^{-2}$]")
-    axes[2].set_ylabel(r"$\log_{10} \langle n_H \rangle_m$ [cm$^{-3}$]")
-    fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+        return x, y, torch.tensor(self.beam_px[i])

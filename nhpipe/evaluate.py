@@ -1,163 +1,280 @@
-"""``nhpipe evaluate``: the poster's metrics, recomputed on a split of a dataset.
+"""``nhpipe evaluate``: the poster's metrics, recomputed per family and per bin.
 
-Every number comes from the model's samples on the evaluated regions, in log10 units,
-next to the power-law baseline refitted on the training split, on the same pixels.
+Every number comes from samples drawn on the evaluated regions, in log10 units: for the
+networks, the fitted power law (the shipped ``powerlaw`` card) and the peer method MDR
+(Zhao et al. 2025, ``compute_mean_density_width`` of the PyPI package
+volume-density-mapper), all on the same pixels. Validation families (made by generators
+no network trained on) come first; the training family's test split last. With several
+families, the spread of each network is recalibrated leaving out the family it is tested
+on (:func:`nhpipe.calibrate.fit_factor` on the others' draws), so that no coverage is
+measured on the pixels its calibration was fitted on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import load_split
+from .calibrate import fit_factor
+from .data import TRAINING_FAMILY, load_meta, load_split
 from .errors import InputError
-from .metrics import DENSITY_BINS, binned_metrics
+from .inference import sample_batches
+from .metrics import BEAM_BINS, DENSITY_BINS, DEPTH_BINS, binned_metrics
 from .models import load_model, resolve_device
-from .models.analytic import PowerLaw, fit_powerlaw
+from .sims.cloud import CELL_PC
+from .units import PC_CM
+
+#: The peer method's name in the tables.
+MDR = "mdr"
 
 
-def sample_regions(model, log_nh, n_samples, generator, device, batch=1):
-    """Samples (S, N_regions * 128 * 128) of every region, and regions/s of the model calls.
+def sample_regions(model, log_nh, n_samples, generator, *, beam_px=None, batch=1):
+    """Samples (S, N_regions * H * W) of every region, and regions/s of the model calls.
 
-    ``log_nh`` is (N, 128, 128) log10 N_H; regions go through the model ``batch`` at a time.
+    ``log_nh`` is (N, H, W) log10 N_H; ``beam_px`` (N,) the beam of each region in model
+    pixels; regions go through the model ``batch`` at a time.
     """
-    draws = []
-    elapsed = 0.0
-    with torch.inference_mode():
-        for start in range(0, len(log_nh), batch):
-            x = torch.from_numpy(log_nh[start:start + batch])[:, None].to(device)
-            t0 = time.perf_counter()
-            out = model.sample(x, n_samples, generator)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            elapsed += time.perf_counter() - t0
-            draws.append(out[:, :, 0].float().cpu().numpy())
+    draws, seconds = [], 0.0
+    for _, out, spent in sample_batches(model, log_nh, n_samples, generator, beam_px=beam_px,
+                                        batch_size=batch):
+        draws.append(out)
+        seconds += spent
     samples = np.concatenate(draws)  # (N, S, H, W)
-    return np.moveaxis(samples, 1, 0).reshape(n_samples, -1), len(log_nh) / elapsed
+    return np.moveaxis(samples, 1, 0).reshape(n_samples, -1), len(log_nh) / max(seconds, 1e-9)
 
 
-def evaluate(model_name: str, data, *, split: str = "test", samples: int = 16,
-             max_regions: int | None = None, device: str = "auto", seed: int = 0,
-             model_path=None) -> dict:
-    """Metrics of a model and of the fitted power-law baseline on one split.
+def mdr_regions(log_nh: np.ndarray, *, pixel_pc: float = CELL_PC) -> np.ndarray:
+    """MDR's estimate of log10 <n_H>_m on every region: (1, N * H * W).
+
+    ``compute_mean_density_width`` (Zhao et al. 2025) turns a column density map and its
+    pixel size into a mean density N / (width-derived thickness); it is linear in the
+    column, so N_H in cm-2 and the pixel in cm give n_H in cm-3.
+    """
+    try:
+        from volume_density_mapper import compute_mean_density_width
+    except ImportError:
+        raise InputError("the MDR baseline needs volume-density-mapper: pip install "
+                         "volume-density-mapper (or pass --no-mdr)") from None
+    out = []
+    for region in log_nh:
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints every scale
+            density, _ = compute_mean_density_width(10.0 ** region.astype(np.float64),
+                                                    pixel_pc * PC_CM)
+        with np.errstate(divide="ignore"):
+            out.append(np.log10(np.where(density > 0, density, np.nan)))
+    return np.stack(out).reshape(1, -1)
+
+
+@dataclass
+class Family:
+    """The evaluated regions of one data set."""
+
+    name: str
+    data: str
+    split: str
+    log_nh: np.ndarray   # (N, H, W)
+    log_nm: np.ndarray   # (N, H, W)
+    depth_pc: np.ndarray  # (N,) depth of gas on the line of sight
+    beam_px: np.ndarray   # (N,)
+
+    @property
+    def validation(self) -> bool:
+        """Made by a generator no network trained on (not clouds, not the first one)."""
+        return self.name not in (TRAINING_FAMILY, "v1")
+
+    def per_pixel(self, values):
+        return np.repeat(values, self.log_nh[0].size)
+
+
+def load_family(path, *, split=None, max_regions=None) -> Family:
+    """The regions of a data set to evaluate: its test split if it has one (the training
+    family), else its val split (a validation family)."""
+    if split is None:
+        split = "test" if len(load_split(path, "test")[0]) else "val"
+    log_nh, log_nm, _ = load_split(path, split)
+    meta = load_meta(path, split)
+    keep = slice(None, max_regions)
+    if len(log_nh[keep]) == 0:
+        raise InputError(f"{path}: split {split!r} is empty")
+    families = np.unique(meta["family"])
+    return Family(str(families[0]) if len(families) == 1 else "mixed", Path(path).name, split,
+                  log_nh[keep], log_nm[keep], meta["los_depth_pc"][keep],
+                  meta["beam_px"][keep].astype(np.float32))
+
+
+def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
+             device: str = "auto", seed: int = 0, model_paths: dict | None = None,
+             mdr: bool = True, split: str | None = None) -> dict:
+    """Metrics of models, the shipped power law and MDR on one or more data sets.
 
     Parameters
     ----------
-    model_name : str
-        Registered model.
-    data : path
-        Dataset from ``nhpipe make-dataset``.
-    split : {'train', 'val', 'test'}
+    models : list of str
+        Registered models (``powerlaw`` is always added).
+    data : list of paths
+        Data sets (one family each), e.g. the validation families and the training file.
     samples : int
         Samples per region for probabilistic models.
     max_regions : int, optional
-        Evaluate the first regions only (all regions of a cube come together).
+        Evaluate the first regions of each data set only.
+    model_paths : dict, optional
+        name -> model stem, for models not in the shipped folder.
+    mdr : bool
+        Also evaluate MDR.
+    split : str, optional
+        Force a split (default: test if present, else val).
 
     Returns
     -------
     dict
-        ``model`` and ``baseline`` metric sets (overall and per density bin), parameter
-        count, regions/s with the number of samples and threads, and what was evaluated.
+        ``families`` (what was evaluated) and ``estimators``: per estimator its
+        parameters, regions/s, samples, the leave-one-family-out spread factors and the
+        metrics per family (:func:`nhpipe.metrics.binned_metrics` by density, depth and
+        beam).
     """
     if samples < 1:
         raise InputError(f"--samples must be at least 1, got {samples!r}")
+    paths = [data] if isinstance(data, (str, Path)) else list(data)
     torch_device = resolve_device(device)
-    log_nh, log_nm, cube = load_split(data, split)
-    if max_regions is not None:
-        log_nh, log_nm, cube = log_nh[:max_regions], log_nm[:max_regions], cube[:max_regions]
-    if len(log_nh) == 0:
-        raise InputError(f"{data}: split {split!r} is empty")
-    train_nh, train_nm, _ = load_split(data, "train")
-    baseline = PowerLaw(fit_powerlaw(train_nh[:, ::4, ::4], train_nm[:, ::4, ::4]))
-    model = load_model(model_name, device=torch_device, path=model_path)
-    truth = log_nm.reshape(-1)
-    gen = torch.Generator(device=torch_device).manual_seed(seed)
-    draws, speed = sample_regions(model, log_nh, samples, gen, torch_device)
-    base_draws, _ = sample_regions(baseline.to(torch_device), log_nh, samples,
-                                torch.Generator(device=torch_device).manual_seed(seed),
-                                torch_device)
-    return {
-        "model": model_name, "split": split, "regions": int(len(log_nh)),
-        "cubes": int(len(np.unique(cube))), "samples": samples,
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "regions_per_s": speed, "threads": torch.get_num_threads(),
-        "device": str(torch_device), "data": Path(data).name,
-        "metrics": binned_metrics(draws, truth),
-        "baseline_powerlaw": {"config": baseline.card()["config"],
-                              "metrics": binned_metrics(base_draws, truth)},
-    }
+    families = [load_family(p, split=split, max_regions=max_regions) for p in paths]
+    families.sort(key=lambda f: (not f.validation, f.name))
+    names = list(dict.fromkeys([*models, "powerlaw"]))
+    model_paths = model_paths or {}
+    result = {"families": [{"name": f.name, "data": f.data, "split": f.split,
+                            "regions": len(f.log_nh), "validation": f.validation}
+                           for f in families],
+              "samples": samples, "threads": torch.get_num_threads(),
+              "device": str(torch_device), "estimators": {}}
+    for name in names:
+        model = load_model(name, device=torch_device, path=model_paths.get(name))
+        draws, speeds = [], []
+        for family in families:
+            gen = torch.Generator(device=torch_device).manual_seed(seed)
+            d, speed = sample_regions(model, family.log_nh, samples, gen,
+                                      beam_px=family.beam_px)
+            draws.append(d)
+            speeds.append(speed)
+        spreads = _leave_one_out(draws, families) if _calibrated(model, families) else {}
+        result["estimators"][name] = {
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "regions_per_s": float(np.mean(speeds)), "samples": samples,
+            "spread_card": getattr(getattr(model, "config", None), "spread", None),
+            "lofo_spread": spreads,
+            "metrics": {f.name: _metrics(_rescale(d, spreads.get(f.name, 1.0)), f)
+                        for d, f in zip(draws, families)}}
+    if mdr:
+        result["estimators"][MDR] = {
+            "parameters": 0, "samples": 1, "lofo_spread": {},
+            "metrics": {f.name: _metrics(mdr_regions(f.log_nh), f) for f in families}}
+    return result
 
 
-def markdown_table(results: list[dict]) -> str:
-    """The README's table: one column per model, the power-law baseline last."""
-    if not results:
-        return ""
-    columns = [(r["model"], r["metrics"], r) for r in results]
-    columns.append(("power law (fit on train)", results[0]["baseline_powerlaw"]["metrics"],
-                    None))
-    header = "| metric | " + " | ".join(name for name, _, _ in columns) + " |"
-    lines = [header, "|---" * (len(columns) + 1) + "|"]
+def _calibrated(model, families) -> bool:
+    return (hasattr(model, "config") and hasattr(model.config, "spread")
+            and len(families) > 1)
 
-    def row(label, get):
-        cells = []
-        for _, metrics, result in columns:
-            try:
-                value = get(metrics, result)
-            except (KeyError, TypeError):
-                value = None
-            cells.append("–" if value is None else value)
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
-    row("MSE (log10)", lambda m, r: f"{m['all']['mse_log10']:.4f}")
-    row("error at 80 % accuracy (dex)", lambda m, r: f"{m['all']['error_at_80pct_dex']:.3f}")
-    row("68 % interval coverage", lambda m, r: f"{m['all']['coverage_68']:.3f}")
-    row("95 % interval coverage", lambda m, r: f"{m['all']['coverage_95']:.3f}")
-    row("CRPS (dex)", lambda m, r: f"{m['all']['crps_dex']:.4f}")
-    for name in DENSITY_BINS:
-        row(f"MSE, {name} cm-3", lambda m, r, n=name: f"{m[n]['mse_log10']:.4f}")
-    row("parameters", lambda m, r: f"{r['parameters']:,}")
-    row("regions/s (CPU)", lambda m, r: f"{r['regions_per_s']:.2f} ({r['samples']} samples, "
-        f"{r['threads']} threads)")
-    first = results[0]
-    lines.append("")
-    lines.append(f"Split `{first['split']}` of `{first['data']}`: {first['regions']} regions "
-                 f"from {first['cubes']} cubes; every number recomputed from samples "
-                 "by `nhpipe evaluate`.")
+def _leave_one_out(draws, families) -> dict:
+    """Per family, the spread factor fitted on the draws of all the other families."""
+    factors = {}
+    for k, family in enumerate(families):
+        others = [i for i in range(len(families)) if i != k]
+        pooled = np.concatenate([draws[i] for i in others], axis=1)
+        truth = np.concatenate([families[i].log_nm.reshape(-1) for i in others])
+        factors[family.name] = fit_factor(pooled, truth)[0]
+    return factors
+
+
+def _rescale(draws, factor):
+    if factor == 1.0 or len(draws) < 2:
+        return draws
+    mean = draws.mean(axis=0, keepdims=True)
+    return mean + factor * (draws - mean)
+
+
+def _metrics(draws, family: Family) -> dict:
+    truth = family.log_nm.reshape(-1)
+    good = np.isfinite(draws).all(axis=0)
+    return binned_metrics(draws[:, good], truth[good],
+                          depth=family.per_pixel(family.depth_pc)[good],
+                          beam=family.per_pixel(family.beam_px)[good])
+
+
+def markdown_table(result: dict) -> str:
+    """The README's tables: per family (validation families first), one row per bin,
+    one column per estimator, each cell ``MSE / mean error / 68 % cov / 95 % cov``."""
+    estimators = list(result["estimators"])
+    lines = []
+    for family in result["families"]:
+        role = "validation family: no network trained on it" if family["validation"] \
+            else "training family, test split"
+        lines += [f"#### {family['name']} ({role}; {family['regions']} regions of "
+                  f"`{family['data']}`, split {family['split']})", "",
+                  "| pixels of | " + " | ".join(estimators) + " |",
+                  "|---" * (len(estimators) + 1) + "|"]
+        bins = ["all", *DENSITY_BINS, *DEPTH_BINS, *BEAM_BINS]
+        for bin_name in bins:
+            cells = []
+            for name in estimators:
+                m = result["estimators"][name]["metrics"][family["name"]].get(bin_name)
+                cells.append("–" if m is None else _cell(m))
+            if any(c != "–" for c in cells):
+                lines.append(f"| {bin_name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append("Cells: MSE(log10) / mean error (dex) / 68 % / 95 % interval coverage "
+                 "(MDR gives no interval). Regions/s and CRPS are in the JSON.")
+    speed = ", ".join(f"{n} {e['regions_per_s']:.2f}" for n, e in result["estimators"].items()
+                      if "regions_per_s" in e)
+    lines.append(f"Regions/s ({result['samples']} samples, {result['threads']} threads, "
+                 f"{result['device']}): {speed}.")
+    spreads = {n: e["lofo_spread"] for n, e in result["estimators"].items() if e["lofo_spread"]}
+    if spreads:
+        lines.append("Spread factors fitted leaving the tested family out: " + "; ".join(
+            f"{n} " + ", ".join(f"{f} x{v:.2f}" for f, v in s.items())
+            for n, s in spreads.items()) + ".")
     return "\n".join(lines)
 
 
-def write_results(results: list[dict], prefix) -> tuple[Path, Path]:
+def _cell(m: dict) -> str:
+    text = f"{m['mse_log10']:.3f} / {m['mean_error_dex']:+.2f}"
+    if "coverage_68" in m:
+        text += f" / {m['coverage_68']:.2f} / {m['coverage_95']:.2f}"
+    return text
+
+
+def write_results(result: dict, prefix) -> tuple[Path, Path]:
     """Write ``PREFIX.json`` and ``PREFIX.md``."""
     from .write import atomic_path
 
     prefix = Path(prefix)
     paths = prefix.with_suffix(".json"), prefix.with_suffix(".md")
     with atomic_path(paths[0]) as tmp:
-        Path(tmp).write_text(json.dumps(results, indent=2) + "\n")
+        Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
     with atomic_path(paths[1]) as tmp:
-        Path(tmp).write_text(markdown_table(results) + "\n")
+        Path(tmp).write_text(markdown_table(result) + "\n")
     return paths
 
 
-def store_in_card(result: dict) -> None:
-    """Put an evaluation's metrics into the model card of a shipped network.
+def store_in_card(result: dict, name: str, stem) -> None:
+    """Put an evaluation's metrics into the model card at ``stem`` (the evaluated model).
 
     The card's sha256 covers the weights file only, so the card stays valid.
     """
-    from .models import NETWORKS, models_dir
     from .write import atomic_path
 
-    if result["model"] not in NETWORKS:
-        return
-    path = models_dir() / f"{result['model']}.json"
+    path = Path(stem).with_suffix(".json")
     card = json.loads(path.read_text())
-    card["metrics"] = {k: result[k] for k in ("split", "data", "regions", "cubes", "samples",
-                                              "regions_per_s", "threads", "device")}
-    card["metrics"]["values"] = result["metrics"]
-    card["metrics"]["baseline_powerlaw"] = result["baseline_powerlaw"]
+    entry = result["estimators"][name]
+    card["metrics"] = {"families": result["families"], "samples": result["samples"],
+                       "threads": result["threads"], "device": result["device"],
+                       "regions_per_s": entry.get("regions_per_s"),
+                       "lofo_spread": entry["lofo_spread"],
+                       "values": {f: m["all"] for f, m in entry["metrics"].items()}}
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(card, indent=2) + "\n")

@@ -14,6 +14,13 @@ DENSITY_BINS = {"diffuse (<200)": (-np.inf, np.log10(200.0)),
                 "cores (>1e4)": (4.0, np.inf)}
 
 
+#: Bins of the depth of gas along the line of sight (pc) and of the beam FWHM (model px):
+#: HGBS-like maps have beams of 0.5-4 px, Hi-GAL-like ones 7-14 px.
+DEPTH_BINS = {"depth <3 pc": (0.0, 3.0), "depth 3-10 pc": (3.0, 10.0),
+              "depth >10 pc": (10.0, np.inf)}
+BEAM_BINS = {"beam <2 px": (0.0, 2.0), "beam 2-6 px": (2.0, 6.0), "beam >6 px": (6.0, np.inf)}
+
+
 def mse(pred, truth) -> float:
     """Mean squared error of log10: E[(log10 Y_pred - log10 Y_true)^2]."""
     return float(np.mean((np.asarray(pred) - np.asarray(truth)) ** 2))
@@ -45,6 +52,7 @@ def all_metrics(samples, truth) -> dict:
     """The metric set for one model on some pixels: samples (S, N), truth (N,)."""
     pred = np.mean(samples, axis=0)
     out = {"pixels": int(truth.size), "mse_log10": mse(pred, truth),
+           "mean_error_dex": float(np.mean(pred - truth)),
            "error_at_80pct_dex": error_at_accuracy(pred, truth)}
     if len(samples) > 1:
         out.update(coverage_68=coverage(samples, truth, 0.68),
@@ -52,11 +60,16 @@ def all_metrics(samples, truth) -> dict:
     return out
 
 
-def binned_metrics(samples, truth) -> dict:
-    """:func:`all_metrics` overall and in the three density bins of the truth."""
+def binned_metrics(samples, truth, *, depth=None, beam=None) -> dict:
+    """:func:`all_metrics` overall and in bins: of the true density (always), and of the
+    line-of-sight depth and the beam when ``depth`` / ``beam`` (per pixel, (N,)) are given.
+    """
     result = {"all": all_metrics(samples, truth)}
-    for name, (lo, hi) in DENSITY_BINS.items():
-        keep = (truth >= lo) & (truth < hi)
-        if keep.any():
-            result[name] = all_metrics(samples[:, keep], truth[keep])
+    for values, bins in ((truth, DENSITY_BINS), (depth, DEPTH_BINS), (beam, BEAM_BINS)):
+        if values is None:
+            continue
+        for name, (lo, hi) in bins.items():
+            keep = (values >= lo) & (values < hi)
+            if keep.any():
+                result[name] = all_metrics(samples[:, keep], truth[keep])
     return result

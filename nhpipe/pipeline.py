@@ -16,15 +16,16 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import InputError
+from .inference import sample_batches
 from .load import ColumnMap, NhpipeWarning, load_map
 from .models import load_model, resolve_device
 from .regrid import model_grid, resample
 from .summarise import STATISTICS, summarise
 from .tiling import DEFAULT_STRIDE, coverage, fill_blanks, plan_tiles, stitch, tile
-from .units import parse_distance, pixel_scale_deg
+from .units import parse_angle_arcsec, parse_distance, pixel_scale_deg
 from .write import Plane, check_output_path, write_planes
 
-#: A beam wider than this many model pixels gets a warning.
+#: A beam wider than this many model pixels gets a warning (models trained on one beam).
 BEAM_WARN_PIXELS = 3.0
 
 #: Output grids: the input map's own, or the model's physical grid.
@@ -50,7 +51,8 @@ def default_output(source, model: str) -> Path:
 
 
 def infer_map(model, log_nh: np.ndarray, *, n_samples: int, generator: torch.Generator,
-              stride: int = DEFAULT_STRIDE, batch_size: int = 8, progress: bool = False):
+              stride: int = DEFAULT_STRIDE, batch_size: int = 8, progress: bool = False,
+              beam_px: float | None = None):
     """Run a model over a whole map in overlapping patches and stitch the statistics.
 
     Parameters
@@ -69,6 +71,8 @@ def infer_map(model, log_nh: np.ndarray, *, n_samples: int, generator: torch.Gen
         Patches per call of the model.
     progress : bool
         Show a progress bar over patches.
+    beam_px : float, optional
+        Beam FWHM of the map in model pixels, for beam-conditioned networks.
 
     Returns
     -------
@@ -81,21 +85,19 @@ def infer_map(model, log_nh: np.ndarray, *, n_samples: int, generator: torch.Gen
     blank = ~np.isfinite(log_nh)
     tiling = plan_tiles(log_nh.shape, stride=stride)
     patches = tile(fill_blanks(log_nh), tiling).astype(np.float32)
-    device = generator.device
     results = []
-    with torch.inference_mode(), tqdm(total=len(tiling), unit="patch", disable=not progress,
-                                      desc=f"{model.name} x{n_samples}") as bar:
-        for start in range(0, len(patches), batch_size):
-            batch = torch.from_numpy(patches[start : start + batch_size, None]).to(device)
-            draws = model.sample(batch, n_samples, generator).float().cpu().numpy()
-            results.extend(summarise(d[:, 0]) for d in draws)
-            bar.update(len(batch))
+    with tqdm(total=len(tiling), unit="patch", disable=not progress,
+              desc=f"{model.name} x{n_samples}") as bar:
+        for _, draws, _ in sample_batches(model, patches, n_samples, generator,
+                                          beam_px=beam_px, batch_size=batch_size):
+            results.extend(summarise(d) for d in draws)
+            bar.update(len(draws))
     stats = stitch(np.stack(results), tiling)
     stats[:, blank] = np.nan
     return stats, coverage(tiling)
 
 
-def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None,
+def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, beam=None,
             model="unet", samples=16, output_grid="input", stride=DEFAULT_STRIDE,
             device="auto", seed=0, overwrite=False, progress=False, command=None) -> Path:
     """Turn a column-density map into a FITS file of <n_H>_m statistics.
@@ -110,6 +112,9 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None,
         Output FITS; default :func:`default_output`.
     species, bunit, hdu
         Passed to :func:`nhpipe.load.load_map`.
+    beam : str, float or Quantity, optional
+        Beam FWHM of the map (``'18.2arcsec'``; a number is in arcsec); by default from
+        the header's BMAJ/BMIN. Beam-conditioned networks need one of the two.
     model : str
         Registered model name.
     samples : int
@@ -145,8 +150,9 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None,
     check_output_path(out, inputs=[source] if is_path else [], overwrite=overwrite)
     estimator = load_model(model, device=torch_device)
 
+    beam_arcsec = parse_angle_arcsec(beam) if beam is not None else None
     cmap = load_map(source, hdu=hdu, species=species, bunit=bunit)
-    _warn_if_beam_coarse(cmap, estimator.pixel_pc, distance_pc)
+    beam_px, beam_source = _map_beam(cmap, beam_arcsec, estimator, distance_pc)
     grid_wcs, grid_shape = model_grid(cmap.wcs, cmap.shape, pixel_pc=estimator.pixel_pc,
                                       distance_pc=distance_pc)
     nh_grid, _ = resample(cmap.nh, cmap.wcs, grid_wcs, grid_shape)
@@ -156,7 +162,7 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None,
     with np.errstate(divide="ignore", invalid="ignore"):
         log_nh = np.log10(nh_grid)
     stats, count = infer_map(estimator, log_nh, n_samples=int(samples), generator=generator,
-                             stride=stride, progress=progress)
+                             stride=stride, progress=progress, beam_px=beam_px)
 
     if output_grid == "input":
         wcs, nh = cmap.wcs, cmap.nh
@@ -176,21 +182,54 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None,
     provenance = _provenance(cmap, estimator, samples=samples, seed=seed,
                              distance_pc=distance_pc, stride=stride, output_grid=output_grid,
                              device=torch_device, command=command)
+    if beam_px is not None:
+        provenance["BEAMPX"] = (round(beam_px, 4), "[model px] beam FWHM on the model grid")
+        provenance["BEAMSRC"] = (beam_source, "where the beam came from")
     return write_planes(out, planes, wcs, provenance, overwrite=overwrite)
 
 
-def _warn_if_beam_coarse(cmap: ColumnMap, pixel_pc: float, distance_pc: float) -> None:
-    """Warn when the map's beam (BMAJ) spans many model pixels: structure the model was
-    trained to see is then smoothed away, and estimates are biased towards the diffuse."""
-    bmaj = cmap.header.get("BMAJ")
-    if not isinstance(bmaj, (int, float)) or bmaj <= 0:
-        return
-    ratio = bmaj / pixel_scale_deg(pixel_pc, distance_pc)
-    if ratio > BEAM_WARN_PIXELS:
+def _map_beam(cmap: ColumnMap, beam_arcsec: float | None, model, distance_pc: float):
+    """The map's beam FWHM in model pixels and where it came from, checked for the model.
+
+    ``--beam`` wins; else the header's BMAJ and BMIN (degrees; an elliptical beam counts
+    as the circular one of the same area, FWHM sqrt(BMAJ BMIN)). A beam-conditioned
+    network refuses a map without a beam (never guessed) or with one outside the range it
+    was trained on; for the other models a coarse beam only gets a warning.
+
+    Returns
+    -------
+    (float, str) or (None, None)
+    """
+    source = "--beam"
+    if beam_arcsec is None:
+        bmaj, bmin = cmap.header.get("BMAJ"), cmap.header.get("BMIN")
+        if isinstance(bmaj, (int, float)) and np.isfinite(bmaj) and bmaj > 0:
+            if not (isinstance(bmin, (int, float)) and np.isfinite(bmin) and bmin > 0):
+                bmin = bmaj
+            beam_arcsec, source = float(np.sqrt(bmaj * bmin)) * 3600.0, "header BMAJ/BMIN"
+    pixel_arcsec = pixel_scale_deg(model.pixel_pc, distance_pc) * 3600.0
+    beam_range = getattr(model, "beam_range", None)
+    if beam_arcsec is None:
+        if beam_range:
+            raise InputError(f"{cmap.name}: the header gives no beam (BMAJ): give the map's "
+                             "resolution with --beam, e.g. --beam 18.2arcsec (HGBS N_H maps)"
+                             " or --beam 36.3arcsec (500 um resolution)")
+        return None, None
+    beam_px = beam_arcsec / pixel_arcsec
+    if beam_range and not beam_range[0] <= beam_px <= beam_range[1]:
+        lo, hi = beam_range
+        raise InputError(
+            f"{cmap.name}: the beam ({beam_arcsec:.1f}\", {source}) is {beam_px:.2f} model "
+            f"pixels of {model.pixel_pc:.4f} pc at {distance_pc:g} pc, outside the {lo:g}-"
+            f"{hi:g} px the {model.name} model was trained on ({lo * pixel_arcsec:.1f}-"
+            f"{hi * pixel_arcsec:.1f}\" at this distance)")
+    if not beam_range and beam_px > BEAM_WARN_PIXELS:
         warnings.warn(
-            f"{cmap.name}: the beam ({bmaj * 3600:.1f}\") spans {ratio:.1f} model pixels of "
-            f"{pixel_pc:.3f} pc at {distance_pc:g} pc; estimates will be smoothed towards "
-            "diffuse values", NhpipeWarning, stacklevel=3)
+            f"{cmap.name}: the beam ({beam_arcsec:.1f}\") spans {beam_px:.1f} model pixels "
+            f"of {model.pixel_pc:.3f} pc at {distance_pc:g} pc; {model.name} was trained on "
+            "one beam only: estimates will be smoothed towards diffuse values",
+            NhpipeWarning, stacklevel=3)
+    return beam_px, source
 
 
 def _check_stride(stride) -> None:

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .data import RegionDataset, load_split
+from .data import RegionDataset, load_meta, load_split
 from .errors import InputError
 from .models import NETWORKS, build_network, resolve_device
 from .models._common import Normaliser, save_network
@@ -108,8 +108,10 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     train_set = RegionDataset(data, "train", augment=True, crop=crop, generator=generator)
     log_nh, log_nm = train_set.log_nh, train_set.log_nm
     val_nh, val_nm, _ = load_split(data, "val")
+    val_beam = load_meta(data, "val")["beam_px"].astype(np.float32)
     if len(log_nh) == 0 or len(val_nh) == 0:
         raise InputError(f"{data}: the train and val splits must not be empty")
+    config = {"beam_range": _beam_range(data), **(config or {})}
     torch.manual_seed(seed)
     normaliser = Normaliser.fit(log_nh[:, ::4, ::4], log_nm[:, ::4, ::4])
     model = build_network(model_name, config, normaliser).to(torch_device)
@@ -121,6 +123,12 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     state = {"step": 0, "elapsed": 0.0, "rows": []}
     if resume:
         saved = torch.load(ckpt_path, map_location=torch_device, weights_only=True)
+        wanted = json.dumps({"name": model_name, "config": model.card()["config"]},
+                            sort_keys=True)
+        if saved.get("identity") != wanted:
+            raise InputError(f"--resume: checkpoint {ckpt_path} is of another model or "
+                             f"config ({saved.get('identity', 'not recorded')}); train "
+                             "afresh without --resume or use the same --model/--config")
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
         if ema is not None:
@@ -132,7 +140,9 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
                  "rows": json.loads(saved["rows"])}
 
     def save_checkpoint():
-        payload = {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+        payload = {"identity": json.dumps({"name": model_name,
+                                           "config": model.card()["config"]}, sort_keys=True),
+                   "model": model.state_dict(), "optimiser": optimiser.state_dict(),
                    "generator": generator.get_state(), "noise_gen": noise_gen.get_state(),
                    "step": state["step"], "elapsed": state["elapsed"],
                    "rows": json.dumps(state["rows"])}
@@ -159,9 +169,9 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     while state["step"] < total_steps:
         model.train()
         index = torch.randint(len(log_nh), (batch_size,), generator=generator)
-        x, y = (torch.stack(t).to(torch_device)
-                for t in zip(*(train_set[i] for i in index.tolist())))
-        x, r = normaliser.inputs(x), normaliser.targets(y, x)
+        x, y, beam = (torch.stack(t).to(torch_device)
+                      for t in zip(*(train_set[i] for i in index.tolist())))
+        x, r = model.inputs(x, beam), normaliser.targets(y, x)
         for group in optimiser.param_groups:
             group["lr"] = lr * schedule(state["step"])
         loss = model.loss(x, r, noise_gen)
@@ -182,7 +192,7 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
         end_of_epoch = state["step"] % steps_per_epoch == 0 or state["step"] == total_steps
         out_of_time = max_minutes is not None and state["elapsed"] > 60 * max_minutes
         if end_of_epoch or out_of_time:
-            val = _validation_loss(model, ema, val_nh, val_nm, normaliser, torch_device, seed)
+            val = _validation_loss(model, ema, (val_nh, val_nm, val_beam), torch_device, seed)
             state["rows"].append({"step": state["step"],
                                   "epoch": round(state["step"] / steps_per_epoch, 3),
                                   "train_loss": running / count, "val_loss": val,
@@ -240,24 +250,38 @@ def fit_powerlaw_card(data, out) -> dict:
 
 
 @torch.no_grad()
-def _validation_loss(model, ema, val_nh, val_nm, normaliser, device, seed, n=32):
-    """Loss on a fixed subset of the validation split, with the EMA weights if any."""
+def _validation_loss(model, ema, val, device, seed, n=32):
+    """Loss on a fixed subset of the validation split, with the EMA weights if any.
+
+    ``val`` is (log10 N_H, log10 <n_H>_m, beam in px) of the split.
+    """
     backup = None
     if ema is not None:
         backup = {k: v.clone() for k, v in model.state_dict().items()}
         ema.copy_to(model)
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed + 12345)
-    index = torch.arange(min(n, len(val_nh)))
+    val_nh, val_nm, val_beam = val
+    # Spread over the split, not its first regions, which may share one kind of cloud.
+    index = torch.from_numpy(np.linspace(0, len(val_nh) - 1, min(n, len(val_nh))).astype(int))
     losses = []
     for chunk in index.split(8):
-        x = torch.from_numpy(val_nh[chunk.numpy()])[:, None].to(device)
-        y = torch.from_numpy(val_nm[chunk.numpy()])[:, None].to(device)
-        losses.append(model.loss(normaliser.inputs(x), normaliser.targets(y, x),
+        rows = chunk.numpy()
+        x = torch.from_numpy(val_nh[rows])[:, None].to(device)
+        y = torch.from_numpy(val_nm[rows])[:, None].to(device)
+        beam = torch.from_numpy(val_beam[rows]).to(device)
+        losses.append(model.loss(model.inputs(x, beam), model.normaliser.targets(y, x),
                                  generator).item())
     if backup is not None:
         model.load_state_dict(backup)
     return float(np.mean(losses))
+
+
+def _beam_range(data):
+    """The beam range (model px) a data set's inputs were drawn from, or None for the
+    first generator's single-beam files (networks trained on those are not conditioned)."""
+    observation = _recipe(data).get("observation")
+    return list(observation["beam_px"]) if observation else None
 
 
 def _recipe(data) -> dict:

@@ -100,9 +100,11 @@ def normalise_species(species: str | None) -> str | None:
     return key
 
 
-def parse_positive(value, *, unit: str, what: str, example: str) -> float:
+def parse_positive(value, *, unit: str, what: str, example: str,
+                   require_unit: bool = False) -> float:
     """Parse a positive quantity written as ``'400pc'``, ``'0.4 kpc'``, ``'1e3cm-3'`` or a
-    bare number (taken in ``unit``), and return its value in ``unit``.
+    bare number (taken in ``unit``, unless ``require_unit``), and return its value in
+    ``unit``.
 
     Raises
     ------
@@ -122,6 +124,8 @@ def parse_positive(value, *, unit: str, what: str, example: str) -> float:
             if not match:
                 raise ValueError
             digits, text = match.groups()
+            if require_unit and not text:
+                raise InputError(f"{what} needs a unit, e.g. {example}, got {value!r}")
             number = (float(digits) * u.Unit(text or unit)).to_value(unit)
     except (ValueError, TypeError, u.UnitsError):
         raise InputError(f"{what} must look like {example}, got {value!r}") from None
@@ -149,6 +153,12 @@ def parse_number_density(value, *, what: str) -> float:
 def parse_column_density(value, *, what: str) -> float:
     """A positive column density such as ``'1e23cm-2'`` or ``1e23`` (cm-2), in cm-2."""
     return parse_positive(value, unit="cm-2", what=what, example=f"{what} 1e23cm-2")
+
+
+def parse_angle_arcsec(value, *, what: str = "--beam") -> float:
+    """A positive angle with its unit, e.g. ``'18.2arcsec'``, ``'0.6 arcmin'``, in arcsec."""
+    return parse_positive(value, unit="arcsec", what=what, example=f"{what} 18.2arcsec",
+                          require_unit=True)
 
 
 def pixel_scale_deg(pixel_pc: float, distance_pc: float) -> float:

@@ -33,18 +33,60 @@ def test_density_bins():
     assert result["cores (>1e4)"]["pixels"] == 1 and result["all"]["mse_log10"] == 0
 
 
+def test_depth_and_beam_bins():
+    truth = np.log10([50.0, 1e3, 1e5, 1e3])
+    draws = np.tile(truth, (3, 1)) + 0.1
+    result = binned_metrics(draws, truth, depth=np.array([1.0, 5.0, 20.0, 20.0]),
+                            beam=np.array([1.0, 1.0, 10.0, 3.0]))
+    assert result["depth >10 pc"]["pixels"] == 2 and result["beam 2-6 px"]["pixels"] == 1
+    assert result["all"]["mean_error_dex"] == pytest.approx(0.1)
+
+
 def test_evaluate_recomputes(tiny_data, tmp_path):  # noqa: F811
+    import torch
+
+    from nhpipe.data import load_split
+    from nhpipe.evaluate import sample_regions
+
     train("unet", tiny_data, tmp_path / "unet", epochs=2, batch_size=4, device="cpu",
           crop=32, config=TINY["unet"])
-    result = evaluate("unet", tiny_data, split="test", samples=4, device="cpu",
-                      model_path=tmp_path / "unet")
-    assert result["regions"] == 3 and result["samples"] == 4
-    assert result["parameters"] == sum(p.numel() for p in
-                                       load_model("unet", path=tmp_path / "unet").parameters())
-    m = result["metrics"]["all"]
-    assert m["pixels"] == 3 * 128 * 128 and m["mse_log10"] > 0
-    assert 0 <= m["coverage_95"] <= 1
-    assert "MSE (log10)" in markdown_table([result])
+    result = evaluate(["unet"], [tiny_data], samples=4, device="cpu", mdr=False,
+                      model_paths={"unet": tmp_path / "unet"})
+    assert result["families"] == [{"name": "v1", "data": "tiny.h5", "split": "test",
+                                   "regions": 3, "validation": False}]
+    unet = result["estimators"]["unet"]
+    assert unet["parameters"] == sum(p.numel() for p in
+                                     load_model("unet", path=tmp_path / "unet").parameters())
+    # By hand: the same samples (same seed), then the definitions of the metrics.
+    log_nh, log_nm, _ = load_split(tiny_data, "test")
+    draws, _ = sample_regions(load_model("unet", path=tmp_path / "unet"), log_nh, 4,
+                              torch.Generator().manual_seed(0))
+    pred, truth = draws.mean(axis=0), log_nm.reshape(-1)
+    m = unet["metrics"]["v1"]["all"]
+    assert m["pixels"] == 3 * 128 * 128
+    assert m["mse_log10"] == pytest.approx(np.mean((pred - truth) ** 2), rel=1e-6)
+    assert m["mean_error_dex"] == pytest.approx(np.mean(pred - truth), rel=1e-6, abs=1e-9)
+    lo, hi = np.quantile(draws, [0.025, 0.975], axis=0)
+    assert m["coverage_95"] == pytest.approx(np.mean((truth >= lo) & (truth <= hi)))
+    assert "powerlaw" in result["estimators"]
+    table = markdown_table(result)
+    assert "| all |" in table and "unet" in table and "depth 3-10 pc" in table
+
+
+def test_leave_one_family_out_spread(tmp_path):
+    from nhpipe.evaluate import Family, _leave_one_out
+
+    rng = np.random.default_rng(0)
+    families, draws = [], []
+    for name, width in (("a", 2.0), ("b", 2.0), ("c", 0.5)):
+        truth = rng.normal(size=(1, 10, 10))
+        families.append(Family(name, name, "val", truth, truth, np.ones(1), np.ones(1)))
+        # Samples 'width' times narrower than the truth's scatter about their mean (0).
+        draws.append(rng.normal(size=(200, 100)) / width)
+    factors = _leave_one_out(draws, families)
+    # a is calibrated on b and c only, never on itself.
+    assert factors["c"] == pytest.approx(2.0, rel=0.15)
+    assert 0.5 < factors["a"] < 2.0
 
 
 def test_fitted_powerlaw_card(tiny_data, tmp_path):  # noqa: F811

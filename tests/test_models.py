@@ -24,7 +24,8 @@ TINY = {
 def tiny_data(tmp_path_factory):
     from nhpipe.data import make_dataset
 
-    return make_dataset(tmp_path_factory.mktemp("data") / "tiny.h5", n_cubes=4, seed=3)
+    return make_dataset(tmp_path_factory.mktemp("data") / "tiny.h5", n_cubes=4, seed=3,
+                        family="v1")
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

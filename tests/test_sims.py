@@ -85,7 +85,7 @@ class TestGenerator:
 
 class TestDataset:
     def test_splits_by_cube(self, tmp_path):
-        path = make_dataset(tmp_path / "d.h5", n_cubes=10, seed=2, workers=2)
+        path = make_dataset(tmp_path / "d.h5", n_cubes=10, seed=2, workers=2, family="v1")
         cubes = {s: set(load_split(path, s)[2].tolist()) for s in ("train", "val", "test")}
         assert not cubes["train"] & cubes["val"]
         assert not cubes["train"] & cubes["test"]
@@ -112,17 +112,18 @@ class TestDataset:
         assert len(images) == 8
 
     def test_dataset_augments_pairs_alike(self, tmp_path):
-        path = make_dataset(tmp_path / "d.h5", n_cubes=3, seed=0)
+        path = make_dataset(tmp_path / "d.h5", n_cubes=3, seed=0, family="v1")
         data = RegionDataset(path, "train", augment=True,
                              generator=torch.Generator().manual_seed(0))
         plain = RegionDataset(path, "train")
-        x, y = data[0]
-        x0, y0 = plain[0]
+        x, y, beam = data[0]
+        x0, y0, _ = plain[0]
+        assert float(beam) == 0.0  # v1 data without --beam
         assert x.shape == (1, 128, 128)
         ks = [k for k in range(8) if torch.equal(dihedral(x0, k), x)]
         assert ks and torch.equal(dihedral(y0, ks[0]), y)
         cropped = RegionDataset(path, "train", crop=32, generator=torch.Generator())
-        xc, yc = cropped[0]
+        xc, yc, _ = cropped[0]
         assert xc.shape == yc.shape == (1, 32, 32)
         assert any(torch.equal(x0[0, r:r + 32, c:c + 32], xc[0]) and
                    torch.equal(y0[0, r:r + 32, c:c + 32], yc[0])
@@ -130,7 +131,8 @@ class TestDataset:
 
     def test_cli(self, run_cli, tmp_path):
         out = tmp_path / "cli.h5"
-        status, _, err = run_cli("make-dataset", "--n-cubes", "3", "--out", out, "--quiet")
+        status, _, err = run_cli("make-dataset", "--family", "v1", "--n-cubes", "3", "--out", out,
+                                 "--quiet")
         assert status == 0, err
         status, stdout, err = run_cli("describe-dataset", out, "--png", tmp_path / "d.png")
         assert status == 0, err

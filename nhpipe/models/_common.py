@@ -101,12 +101,22 @@ def load_weights(stem, card: dict) -> dict:
         raise InputError(f"weights {weights} cannot be read ({exc})") from None
 
 
+def beam_feature(beam_px: torch.Tensor) -> torch.Tensor:
+    """The beam as a network input: log2 of its FWHM in model pixels, centred on 2.8 px
+    (the log-centre of the trained 0.5-16 px) and scaled to about unit range."""
+    return (torch.log2(beam_px) - 1.5) / 2.5
+
+
 class Network(torch.nn.Module):
     """Base of the trained networks: physical units in, physical units out.
 
-    Subclasses define ``loss(x, r, generator)`` on normalised tensors (x the input,
-    r the target residual, both (B, 1, H, W)) and ``sample_normalised(x, n_samples,
-    generator) -> (B, S, 1, H, W)``.
+    Subclasses define ``loss(x, r, generator)`` on normalised tensors (x the input of
+    :meth:`inputs`, (B, C, H, W); r the target residual, (B, 1, H, W)) and
+    ``sample_normalised(x, n_samples, generator) -> (B, S, 1, H, W)``.
+
+    A network whose config has a ``beam_range`` (min, max FWHM in model pixels) is
+    conditioned on the beam: its input has a second channel, :func:`beam_feature` of the
+    map's beam, so one set of weights serves maps of any resolution in that range.
     """
 
     name = "network"
@@ -118,15 +128,38 @@ class Network(torch.nn.Module):
         self.normaliser = normaliser
         self.pixel_pc = config.pixel_pc
 
-    def sample(self, log_nh: torch.Tensor, n_samples: int, generator: torch.Generator):
+    @property
+    def beam_range(self):
+        """(min, max) beam FWHM in model pixels the network was trained on, or None."""
+        beam_range = getattr(self.config, "beam_range", None)
+        return tuple(beam_range) if beam_range else None
+
+    @property
+    def in_channels(self) -> int:
+        return 2 if self.beam_range else 1
+
+    def inputs(self, log_nh: torch.Tensor, beam_px=None) -> torch.Tensor:
+        """Network input (B, C, H, W) from log10 N_H (B, 1, H, W) and the beam (B,) in px."""
+        x = self.normaliser.inputs(log_nh)
+        if not self.beam_range:
+            return x
+        if beam_px is None:
+            raise ValueError(f"{self.name} is conditioned on the beam: give beam_px")
+        beam = torch.as_tensor(beam_px, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+        return torch.cat([x, beam_feature(beam).expand(len(x), 1, *x.shape[-2:])], dim=1)
+
+    def sample(self, log_nh: torch.Tensor, n_samples: int, generator: torch.Generator,
+               beam_px=None):
         """Samples of log10 <n_H>_m (cm-3): (B, 1, H, W) log10 N_H -> (B, S, 1, H, W).
 
-        The deviations of the samples from their per-pixel mean are scaled by
-        ``config.spread``, the recalibration factor fitted on the validation split
-        (:func:`nhpipe.calibrate.fit_spread`; Kuleshov et al. 2018 recalibrate the same
-        way); with one sample there is nothing to scale.
+        ``beam_px`` (a number or (B,) tensor, FWHM in model pixels) is needed by
+        beam-conditioned networks and ignored by the others. The deviations of the
+        samples from their per-pixel mean are scaled by ``config.spread``, the
+        recalibration factor fitted on validation data (:func:`nhpipe.calibrate.fit_spread`;
+        Kuleshov et al. 2018 recalibrate the same way); with one sample there is nothing
+        to scale.
         """
-        r = self.sample_normalised(self.normaliser.inputs(log_nh), n_samples, generator)
+        r = self.sample_normalised(self.inputs(log_nh, beam_px), n_samples, generator)
         return self.normaliser.log_density(scale_spread(r, self.config.spread),
                                            log_nh.unsqueeze(1))
 

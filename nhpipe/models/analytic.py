@@ -41,7 +41,8 @@ class PowerLaw(nn.Module):
         self.config = config or PowerLawConfig()
         self.pixel_pc = self.config.pixel_pc
 
-    def sample(self, log_nh: torch.Tensor, n_samples: int, generator: torch.Generator):
+    def sample(self, log_nh: torch.Tensor, n_samples: int, generator: torch.Generator,
+               beam_px=None):
         """Draw samples of log10 <n_H>_m (cm-3).
 
         Parameters
@@ -118,7 +119,8 @@ class ConstantWidth(nn.Module):
         self.config = config or WidthConfig()
         self.pixel_pc = self.config.pixel_pc
 
-    def sample(self, log_nh: torch.Tensor, n_samples: int, generator: torch.Generator):
+    def sample(self, log_nh: torch.Tensor, n_samples: int, generator: torch.Generator,
+               beam_px=None):
         """log10(N_H / W) repeated ``n_samples`` times: (B, 1, H, W) -> (B, S, 1, H, W)."""
         offset = float(np.log10(self.config.width_pc * PC_CM))
         value = (log_nh - offset).unsqueeze(1)

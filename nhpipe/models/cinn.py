@@ -24,6 +24,7 @@ class CINNConfig:
     region_px: int = 128
     pixel_pc: float = CELL_PC
     spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
+    beam_range: list | None = None  # [min, max] beam FWHM (model px) conditioned on
 
 
 def _subnet(hidden):
@@ -67,7 +68,7 @@ class CINN(Network):
         import FrEIA.modules as Fm
 
         super().__init__(config, normaliser)
-        self.cond = UNet(1, config.cond_channels, base=config.cond_base, depth=config.cond_depth)
+        self.cond = UNet(self.in_channels, config.cond_channels, base=config.cond_base, depth=config.cond_depth)
         n = config.region_px
         self.flow = Ff.SequenceINN(1, n, n)
         seed = 0

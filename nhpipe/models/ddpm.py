@@ -24,6 +24,7 @@ class DDPMConfig:
     steps: int = 8            # DPM-Solver++ steps at inference
     pixel_pc: float = CELL_PC
     spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
+    beam_range: list | None = None  # [min, max] beam FWHM (model px) conditioned on
 
 
 def _schedulers(config: DDPMConfig):
@@ -55,8 +56,8 @@ class DDPM(Network):
 
     def __init__(self, config: DDPMConfig, normaliser):
         super().__init__(config, normaliser)
-        self.cond = UNet(1, config.cond_channels, base=config.cond_base, depth=config.cond_depth)
-        self.den = UNet(2 + config.cond_channels, 1, base=config.den_base,
+        self.cond = UNet(self.in_channels, config.cond_channels, base=config.cond_base, depth=config.cond_depth)
+        self.den = UNet(1 + self.in_channels + config.cond_channels, 1, base=config.den_base,
                         depth=config.den_depth, temb=config.temb)
         self.time_mlp = torch.nn.Sequential(torch.nn.Linear(config.temb, config.temb),
                                             torch.nn.SiLU(),

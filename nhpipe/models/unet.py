@@ -18,6 +18,7 @@ class UNetConfig:
     beta: float = 0.5         # beta-NLL exponent (Seitzer et al. 2022)
     pixel_pc: float = CELL_PC
     spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
+    beam_range: list | None = None  # [min, max] beam FWHM (model px) conditioned on
 
 
 class HeteroUNet(Network):
@@ -34,7 +35,7 @@ class HeteroUNet(Network):
 
     def __init__(self, config: UNetConfig, normaliser):
         super().__init__(config, normaliser)
-        self.net = UNet(1, 2, base=config.base, depth=config.depth)
+        self.net = UNet(self.in_channels, 2, base=config.base, depth=config.depth)
 
     def forward(self, x):
         out = self.net(x)

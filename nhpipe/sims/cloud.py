@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import fft, ndimage
 
+from .gravity import with_tail
+
 #: Cell size of the training cubes: 3.33 pc over 128 cells (Ribeiro & Hily-Blant).
 CELL_PC = 3.33 / 128
 
@@ -102,16 +104,34 @@ def draw_params(rng: np.random.Generator, ranges: CloudRanges = CloudRanges()) -
     return params
 
 
-def gaussian_field(shape, slope: float, rng: np.random.Generator) -> np.ndarray:
-    """Periodic Gaussian random field with power spectrum P(k) ~ k^-slope.
+def gaussian_field(shape, slope: float, rng: np.random.Generator, *, spacing=None,
+                   k_floor: float = 0.0) -> np.ndarray:
+    """Periodic Gaussian random field with power spectrum P(k) ~ (k^2 + k_floor^2)^(-slope/2).
+
+    Parameters
+    ----------
+    shape : tuple of int
+    slope : float
+        Power-spectrum slope.
+    rng : numpy.random.Generator
+    spacing : tuple of float, optional
+        Cell size along each axis in units of the cell size of the last two axes
+        (anisotropic cells keep the spectrum isotropic in physical space); default all 1.
+    k_floor : float
+        Wavenumber (cycles per cell) below which the spectrum flattens, so that in a box
+        much deeper than wide the few longest line-of-sight modes do not carry all the
+        variance; 0 (the default) is a pure power law.
 
     Returns
     -------
     ndarray, float32, zero mean and unit variance.
     """
-    freqs = np.meshgrid(*[fft.fftfreq(n) for n in shape[:-1]], fft.rfftfreq(shape[-1]),
-                        indexing="ij", sparse=True)
+    spacing = (1.0,) * len(shape) if spacing is None else tuple(spacing)
+    freqs = np.meshgrid(*[fft.fftfreq(n, d) for n, d in zip(shape[:-1], spacing[:-1])],
+                        fft.rfftfreq(shape[-1], spacing[-1]), indexing="ij", sparse=True)
     k2 = sum(f.astype(np.float32) ** 2 for f in freqs)
+    if k_floor:
+        k2 = k2 + np.float32(k_floor) ** 2
     k2.flat[0] = np.inf  # no mean mode
     amplitude = k2 ** (-slope / 4.0)
     noise = rng.standard_normal(shape).astype(np.float32)
@@ -121,7 +141,7 @@ def gaussian_field(shape, slope: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_cube(params: CloudParams, rng: np.random.Generator, *, shape=(128, 128, 128),
-              cell_pc: float = CELL_PC) -> np.ndarray:
+              cell_pc: float = CELL_PC, k_floor: float = 0.0, tail=None) -> np.ndarray:
     """Build the density cube of one cloud.
 
     Parameters
@@ -133,6 +153,12 @@ def make_cube(params: CloudParams, rng: np.random.Generator, *, shape=(128, 128,
         Cells; axis 0 is the line of sight of the 'z' view.
     cell_pc : float
         Cell size in pc.
+    k_floor : float
+        Passed to :func:`gaussian_field` for the envelope (see there); 0 in the first
+        generator, ``1 / ny`` in deep boxes (generator v2).
+    tail : dict, optional
+        ``{"slope": alpha, "start": t}``: give the turbulent density a power-law
+        high-density tail (self-gravity, :func:`nhpipe.sims.gravity.with_tail`).
 
     Returns
     -------
@@ -142,9 +168,12 @@ def make_cube(params: CloudParams, rng: np.random.Generator, *, shape=(128, 128,
     shape = tuple(int(n) for n in shape)
     turb = gaussian_field(shape, params.density_slope, rng)
     sigma = params.sigma_ln
-    lognormal = np.exp(sigma * turb - 0.5 * sigma**2)
+    if tail:
+        lognormal = with_tail(turb, sigma, slope=tail["slope"], start=tail["start"])
+    else:
+        lognormal = np.exp(sigma * turb - 0.5 * sigma**2)
 
-    smooth = gaussian_field(shape, 6.0, rng)
+    smooth = gaussian_field(shape, 6.0, rng, k_floor=k_floor)
     threshold = np.quantile(smooth[::4, ::4, ::4], 1.0 - params.fill)
     envelope = 1.0 / (1.0 + np.exp(-(smooth - threshold) / 0.15))
 
