@@ -407,35 +407,38 @@ def _selected(table, options: CorrectionOptions, columns: ColumnMap) -> np.ndarr
     return keep
 
 
-def write_outputs(result: Table, prefix, *, columns: ColumnMap = ColumnMap(), overwrite=False):
-    """Write PREFIX.ecsv, PREFIX.fits, PREFIX.reg (DS9), PREFIX_fig10.png, PREFIX_cmf.png."""
-    from .write import atomic_path, check_output_path
+def write_outputs(result: Table, prefix, *, columns: ColumnMap = ColumnMap(), overwrite=False,
+                  inputs=()):
+    """Write PREFIX.ecsv, PREFIX.fits, PREFIX.reg (DS9), PREFIX_fig10.png, PREFIX_cmf.png.
+
+    All five or none: they are written to temporaries and renamed only when all are
+    complete. None of them may be one of the ``inputs`` (the map, the catalogue).
+    """
+    from .write import atomic_group, check_output_path
 
     prefix = Path(prefix)
     paths = {k: Path(f"{prefix}{k}") for k in (".ecsv", ".fits", ".reg", "_fig10.png",
                                                 "_cmf.png")}
     for path in paths.values():
-        check_output_path(path, overwrite=overwrite)
+        check_output_path(path, overwrite=overwrite, inputs=inputs)
     draws = result.meta.pop("_nc_draws", None)
     table = result.copy()
     for key, value in list(table.meta.items()):
         if value is None:
             table.meta[key] = "none"
-    with atomic_path(paths[".ecsv"]) as tmp:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-    with atomic_path(paths[".fits"]) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # long meta keys become HIERARCH cards
-        table.write(tmp, format="fits", overwrite=True)
-    _write_regions(table, paths[".reg"], columns)
-    _plot_fig10(table, paths["_fig10.png"])
-    _plot_cmf(table, draws, paths["_cmf.png"], columns)
+    with atomic_group(paths.values()) as tmp:
+        table.write(tmp[paths[".ecsv"]], format="ascii.ecsv", overwrite=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # long meta keys become HIERARCH cards
+            table.write(tmp[paths[".fits"]], format="fits", overwrite=True)
+        _write_regions(table, tmp[paths[".reg"]], columns)
+        _plot_fig10(table, tmp[paths["_fig10.png"]])
+        _plot_cmf(table, draws, tmp[paths["_cmf.png"]], columns)
     return paths
 
 
 def _write_regions(table, path, columns):
     from regions import CircleSkyRegion, Regions
-
-    from .write import atomic_path
 
     coords = core_coordinates(table, columns) if len(table) else []
     radius_pc = core_radius_pc(table, table.meta["radius"], columns)
@@ -446,25 +449,20 @@ def _write_regions(table, path, columns):
         region.visual["color"] = STATUS_COLORS.get(str(table["status"][i]), "white")
         region.meta["text"] = f"{table[columns.name][i]} {table['status'][i]}"
         shapes.append(region)
-    with atomic_path(path) as tmp:
-        Regions(shapes).write(tmp, format="ds9", overwrite=True)
+    Regions(shapes).write(path, format="ds9", overwrite=True)
 
 
 def _plot_fig10(table, path):
     """Like the poster's Fig. 10: log-binned mean differences with 95 % bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .write import atomic_path
+    from matplotlib.figure import Figure
 
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.log10(np.asarray(table["n_cat_h"], float) / 2.0)  # n(H2), as catalogued
     y = np.asarray(table["log_ratio"], float)
     ok = (np.asarray(table["status"]) == "ok") & np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
     ax.scatter(x, y, s=4, alpha=0.3, color="0.5", label=f"cores ({ok.sum()})")
     if ok.sum() >= 2:
         edges = np.linspace(np.floor(x.min() * 4) / 4, np.ceil(x.max() * 4) / 4, 9)
@@ -483,25 +481,19 @@ def _plot_fig10(table, path):
     ax.set_title(f"{table.meta.get('method')}, {table.meta.get('nhpipe_map')}", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    fig.savefig(path, format="png", dpi=90)
 
 
 def _plot_cmf(table, draws, path, columns):
     """Core mass function of the prestellar cores, with Monte-Carlo 95 % bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .write import atomic_path
+    from matplotlib.figure import Figure
 
     ok = np.asarray(table["status"] == "ok")
     if columns.core_type in table.colnames:
         ok &= np.asarray(table[columns.core_type]) == 2
     edges = np.linspace(-2.0, 2.0, 21)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
     if columns.mass in table.colnames:
         cat = np.log10(np.asarray(table[columns.mass], float)[ok])
         ax.stairs(np.histogram(cat, edges)[0], edges, color="k", label="catalogue masses")
@@ -520,9 +512,7 @@ def _plot_cmf(table, draws, path, columns):
     ax.set_ylabel("prestellar cores per bin")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    fig.savefig(path, format="png", dpi=90)
 
 
 def column_map(**overrides) -> ColumnMap:

@@ -376,7 +376,8 @@ def _catalog_job(args, map_path, out_prefix) -> int:
     table = read_catalog(args.catalog, readme=args.readme)
     result = correct_catalog(table, map_path, options, columns)
     paths = write_outputs(result, out_prefix, columns=columns,
-                          overwrite=getattr(args, "overwrite", False))
+                          overwrite=getattr(args, "overwrite", False),
+                          inputs=[map_path, args.catalog])
     print(_catalog_summary(result))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -125,8 +125,10 @@ def parse_positive(value, *, unit: str, what: str, example: str,
                 raise ValueError
             digits, text = match.groups()
             if require_unit and not text:
-                raise InputError(f"{what} needs a unit, e.g. {example}, got {value!r}")
+                raise LookupError
             number = (float(digits) * u.Unit(text or unit)).to_value(unit)
+    except LookupError:
+        raise InputError(f"{what} needs a unit, e.g. {example}, got {value!r}") from None
     except (ValueError, TypeError, u.UnitsError):
         raise InputError(f"{what} must look like {example}, got {value!r}") from None
     if not np.isfinite(number) or number <= 0:
@@ -134,10 +136,24 @@ def parse_positive(value, *, unit: str, what: str, example: str,
     return float(number)
 
 
+#: Plausible distances of the clouds nhpipe is for (pc): the nearest star-forming clouds
+#: lie at ~100 pc, the far side of the Galactic disc at ~20 kpc.
+DISTANCE_RANGE_PC = (10.0, 20_000.0)
+
+
 def parse_distance(value) -> float:
-    """Distance in pc from ``'400pc'``, ``'0.4 kpc'``, a Quantity or a number in pc."""
-    return parse_positive(value, unit="pc", what="distance",
-                          example="--distance 400pc or 0.4kpc")
+    """Distance in pc from ``'400pc'``, ``'0.4 kpc'``, a Quantity or a number in pc.
+
+    A string must carry its unit (``'0.3'`` might mean kpc), and the distance must lie in
+    :data:`DISTANCE_RANGE_PC`.
+    """
+    pc = parse_positive(value, unit="pc", what="distance",
+                        example="--distance 400pc or 0.4kpc", require_unit=True)
+    lo, hi = DISTANCE_RANGE_PC
+    if not lo <= pc <= hi:
+        raise InputError(f"distance {value!r} = {pc:g} pc is outside {lo:g} pc-{hi / 1e3:g} kpc:"
+                         " check its unit (e.g. --distance 400pc or 0.4kpc)")
+    return pc
 
 
 def parse_length_pc(value, *, what: str) -> float:

@@ -203,6 +203,33 @@ class TestApply:
                                  "400pc", "--out", tmp_path / "res2")
         assert status == 2 and "--ld" in err and len(err.strip().splitlines()) == 1
 
+    def test_never_overwrites_its_input_catalogue(self, run_cli, tmp_path):
+        path = _nhpipe_file(tmp_path / "map.fits")
+        _cores([85.5], [-1.0]).write(tmp_path / "c.ecsv")
+        before = (tmp_path / "c.ecsv").read_bytes()
+        status, _, err = run_cli("catalog", path, tmp_path / "c.ecsv", "--distance", "400pc",
+                                 "--ld", "10pc", "--out", tmp_path / "c", "--overwrite")
+        assert status == 2 and "is an input" in err
+        assert (tmp_path / "c.ecsv").read_bytes() == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["c.ecsv", "map.fits"]
+
+    def test_outputs_all_or_nothing(self, tmp_path, monkeypatch):
+        import nhpipe.catalog as catalog
+
+        path = _nhpipe_file(tmp_path / "map.fits")
+        result = correct_catalog(_cores([85.5], [-1.0]), path,
+                                 CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
+        (tmp_path / "out.ecsv").write_text("old")
+
+        def broken(*args):
+            raise RuntimeError("disk full while plotting")
+
+        monkeypatch.setattr(catalog, "_plot_cmf", broken)
+        with pytest.raises(RuntimeError):
+            write_outputs(result, tmp_path / "out", overwrite=True)
+        assert (tmp_path / "out.ecsv").read_text() == "old"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["map.fits", "out.ecsv"]
+
 
 def test_run_with_catalog(run_cli, write_map, tmp_path):
     path = write_map((120, 120), pixel_arcsec=3.0)

@@ -121,9 +121,51 @@ class TestBadInput:
         path = write_map()
         before = path.read_bytes()
         status, _, stderr = run_cli("run", path, *GOOD, "--out", path, "--overwrite", "--quiet")
-        assert status == 2 and "is the input" in stderr
+        assert status == 2 and "is an input" in stderr
         assert path.read_bytes() == before
 
     def test_unknown_option(self, run_cli, write_map):
         status, _, stderr = run_cli("run", write_map(), *GOOD, "--frobnicate")
         assert status == 2 and len(stderr.strip().splitlines()) == 1
+
+
+class TestOutputSafety:
+    """Only regular files are written; no input is ever overwritten (issue: output safety)."""
+
+    def test_refuses_special_files(self, run_cli, write_map, tmp_path):
+        import os
+
+        path = write_map()
+        fifo = tmp_path / "pipe.fits"
+        os.mkfifo(fifo)
+        folder = tmp_path / "dir.fits"
+        folder.mkdir()
+        dangling = tmp_path / "link.fits"
+        dangling.symlink_to(tmp_path / "nowhere.fits")
+        for out, what in ((fifo, "not a regular file"), (folder, "a directory"),
+                          (dangling, "dangling symbolic link")):
+            status, _, err = run_cli("run", path, *GOOD, "--out", out, "--overwrite", "--quiet")
+            assert status == 2 and what in err and len(err.strip().splitlines()) == 1
+        assert fifo.exists() and folder.is_dir() and os.path.islink(dangling)
+        assert not (tmp_path / "nowhere.fits").exists()
+
+    def test_newline_and_long_names(self, run_cli, write_map, tmp_path):
+        path = write_map()
+        for out, what in ((tmp_path / "a\nb.fits", "line break"),
+                          (tmp_path / ("x" * 300 + ".fits"), "too long")):
+            status, _, err = run_cli("run", path, *GOOD, "--out", out, "--quiet")
+            assert status == 2 and what in err
+
+    def test_stale_temporaries_removed(self, run_cli, write_map, tmp_path):
+        import os
+
+        path = write_map()
+        out = tmp_path / "res.fits"
+        stale = tmp_path / ".res.fits.abcd1234.tmp"
+        stale.write_bytes(b"left by a killed run")
+        os.utime(stale, (0, 0))
+        other = tmp_path / ".other.fits.abcd1234.tmp"
+        other.write_bytes(b"not ours")
+        status, _, err = run_cli("run", path, *GOOD, "--out", out, "--quiet")
+        assert status == 0, err
+        assert not stale.exists() and other.exists()

@@ -30,11 +30,12 @@ class TestUnits:
             parse_column_unit(bunit)
 
     @pytest.mark.parametrize("text, pc", [("400pc", 400), ("400 pc", 400), ("0.4kpc", 400),
-                                          (300, 300), ("1e3", 1000)])
+                                          (300, 300), ("2e4pc", 2e4)])
     def test_distance(self, text, pc):
         assert parse_distance(text) == pytest.approx(pc)
 
-    @pytest.mark.parametrize("text", ["-5pc", "0pc", "far", "12 km/s", None])
+    @pytest.mark.parametrize("text", ["-5pc", "0pc", "far", "12 km/s", None, "0.3", "1e3",
+                                      "3 lyr", "1e-3pc", "1e9pc", "30kpc"])
     def test_bad_distance(self, text):
         with pytest.raises(InputError, match="distance"):
             parse_distance(text)
