@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", required=True, choices=["unet", "cinn", "ddpm", "powerlaw"],
                        help="network to train, or powerlaw to refit the baseline")
     train.add_argument("--data", required=True, help="HDF5 file from make-dataset")
-    train.add_argument("--out", required=True, help="output stem, e.g. models/unet")
+    train.add_argument("--out", required=True, help="output stem, e.g. runs/unet (writes runs/unet.safetensors, .json, ...)")
     train.add_argument("--epochs", type=int, default=20, help="passes over the training regions")
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
@@ -200,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crop", type=int, default=64, help="training crop side in px (default 64)")
     train.add_argument("--config", default=None,
                        help='architecture options as JSON, e.g. \'{"base": 16}\'')
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace existing weights and card at --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_cmd_train)
 
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--model", required=True, choices=["unet", "cinn", "ddpm"])
     calibrate.add_argument("--data", required=True, action="append",
                            help="HDF5 file from make-dataset (repeat for several)")
-    calibrate.add_argument("--path", help="model stem (default: the shipped models/NAME)")
+    calibrate.add_argument("--path", help="model stem (default: the shipped weights of NAME)")
     calibrate.add_argument("--regions", type=int, default=24,
                            help="val regions per data set (default 24)")
     calibrate.add_argument("--samples", type=int, default=32, help="samples per region")
@@ -264,7 +266,8 @@ def _cmd_train(args, command: str) -> int:
     card = train(args.model, args.data, args.out, epochs=args.epochs,
                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                  resume=args.resume, max_minutes=args.max_minutes, crop=args.crop,
-                 config=config, progress=not args.quiet and sys.stderr.isatty())
+                 config=config, progress=not args.quiet and sys.stderr.isatty(),
+                 overwrite=args.overwrite)
     if "parameters" in card:
         print(f"wrote {args.out}.safetensors ({card['parameters']:,} parameters), "
               f"{args.out}.json, .csv, .png")
@@ -292,7 +295,7 @@ def _cmd_evaluate(args, command: str) -> int:
     for item in args.path:
         name, sep, stem = item.partition("=")
         if not sep or not stem:
-            raise InputError(f"--path must look like unet=models/unet, got {item!r}")
+            raise InputError(f"--path must look like unet=runs/unet, got {item!r}")
         paths[name] = stem
     result = evaluate(args.model, args.data, samples=args.samples, max_regions=args.max_regions,
                       device=args.device, model_paths=paths, mdr=not args.no_mdr,

@@ -56,7 +56,8 @@ class EMA:
 def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
           lr: float = 2e-3, seed: int = 0, device: str = "auto", resume: bool = False,
           max_minutes: float | None = None, crop: int = 64, config: dict | None = None,
-          checkpoint_minutes: float = 5.0, progress: bool = False) -> dict:
+          checkpoint_minutes: float = 5.0, progress: bool = False,
+          overwrite: bool = False) -> dict:
     """Train a network and write ``OUT.safetensors``, ``OUT.json``, ``OUT.csv``, ``OUT.png``.
 
     Parameters
@@ -81,11 +82,19 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
         equivariant, so 64-px crops train a 128-px model at a quarter of the cost).
     config : dict, optional
         Architecture options overriding the defaults of the model's config class.
+    overwrite : bool
+        Replace existing weights or card at ``out`` (never done silently; ``resume``
+        continues a run and replaces them at its end).
 
     Returns
     -------
     dict : the model card written.
     """
+    existing = [p for p in (Path(out).with_suffix(".safetensors"), Path(out).with_suffix(".json"))
+                if p.exists()]
+    if existing and not (overwrite or resume):
+        raise InputError(f"{existing[0]} exists: pass --overwrite to replace it (or train to "
+                         "another --out)")
     if model_name == "powerlaw":
         return fit_powerlaw_card(data, out)
     if model_name not in NETWORKS:

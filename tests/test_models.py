@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +141,27 @@ def test_calibration_fixes_overconfidence(tiny_data):
     factor, report = fit_spread(model, log_nh, truth, samples=32)
     assert 2.5 < factor < 3.5
     assert report["coverage_68_before"] < 0.4 and abs(report["coverage_68_after"] - 0.68) < 0.05
+
+
+def test_weights_are_package_data():
+    import nhpipe
+    from nhpipe.models import models_dir
+
+    assert models_dir().parent == Path(nhpipe.__file__).parent
+    for name in ("unet", "cinn", "ddpm", "powerlaw"):
+        assert (models_dir() / f"{name}.json").is_file()
+
+
+def test_no_card_no_model(tmp_path):
+    for name in ("powerlaw", "unet"):
+        with pytest.raises(InputError, match="no model card"):
+            load_model(name, path=tmp_path / name)
+
+
+def test_train_refuses_to_replace_weights(tiny_data, tmp_path):
+    from nhpipe.train import train
+
+    (tmp_path / "unet.safetensors").write_bytes(b"precious")
+    with pytest.raises(InputError, match="--overwrite"):
+        train("unet", tiny_data, tmp_path / "unet", epochs=1, device="cpu")
+    assert (tmp_path / "unet.safetensors").read_bytes() == b"precious"

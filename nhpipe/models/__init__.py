@@ -34,12 +34,12 @@ NETWORKS = {"unet": (UNetConfig, HeteroUNet), "cinn": (CINNConfig, CINN),
 
 
 def models_dir() -> Path:
-    """Folder of the shipped weights: $NHPIPE_MODELS, else ``models/`` of the checkout.
+    """Folder of the weights: $NHPIPE_MODELS, else the shipped ``nhpipe/weights/``.
 
-    The weights live beside the package in the repository, so nhpipe is installed from a
-    clone (``pip install -e .``); elsewhere, point NHPIPE_MODELS at a copy of models/.
+    The weights and their cards are package data, so any install (editable, wheel,
+    ``pip install --target``) carries them.
     """
-    return Path(os.environ.get("NHPIPE_MODELS", Path(__file__).resolve().parents[2] / "models"))
+    return Path(os.environ.get("NHPIPE_MODELS", Path(__file__).resolve().parents[1] / "weights"))
 
 
 def available() -> list[str]:
@@ -58,8 +58,9 @@ def load_model(name: str, *, device: str | torch.device = "cpu", path=None):
 
     Networks are rebuilt from their model card and safetensors weights in
     :func:`models_dir` (or ``path``, a file stem ``DIR/NAME``); the weights' sha256 is
-    checked first.  A ``powerlaw`` model card there (``powerlaw.json``, written by
-    ``nhpipe evaluate``/``train``) replaces the default power law by the fitted one.
+    checked first. ``powerlaw`` needs its fitted card (``powerlaw.json``, written by
+    ``nhpipe train --model powerlaw``): without it the model is refused, never built from
+    placeholder coefficients. ``width`` has no fitted parameter.
 
     Returns
     -------
@@ -80,7 +81,7 @@ def load_model(name: str, *, device: str | torch.device = "cpu", path=None):
             raise InputError(f"weights of {name} do not fit its card ({exc})") from None
         model.checksum = card["sha256"]
         return model.to(device).eval()
-    if name == "powerlaw" and stem.with_suffix(".json").is_file():
+    if name == "powerlaw":
         model = PowerLaw(PowerLawConfig(**read_card(stem)["config"]))
     else:
         model = ANALYTIC[name]()

@@ -76,8 +76,8 @@ def read_card(stem) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(f"no model card {path}: install nhpipe from a clone (pip install -e .), "
-                         "set NHPIPE_MODELS to a folder of weights, or train the model "
+        raise InputError(f"no model card {path}: reinstall nhpipe (its weights are package "
+                         "data), set NHPIPE_MODELS to a folder of weights, or train the model "
                          "(nhpipe train)") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"model card {path} is not valid JSON ({exc})") from None
