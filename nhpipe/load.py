@@ -121,7 +121,33 @@ def load_map(source, *, hdu=None, species=None, bunit=None) -> ColumnMap:
             stacklevel=2,
         )
         nh[nonpositive] = np.nan
+    _check_plausible(nh, name)
     return ColumnMap(nh=nh, wcs=wcs, species=found, header=header, name=name, sha256=sha)
+
+
+#: N_H (cm-2) of any real map lies in this range; far outside it, the unit is wrong.
+PLAUSIBLE_NH = (1e18, 1e26)
+#: Implausible pixels up to this fraction of the valid ones are masked with a warning
+#: (saturated or bad pixels); more means the map's unit or content is wrong.
+MAX_IMPLAUSIBLE_FRACTION = 0.001
+
+
+def _check_plausible(nh: np.ndarray, name: str) -> None:
+    """Mask a few pixels outside :data:`PLAUSIBLE_NH`, refuse a map with many (in place)."""
+    valid = np.isfinite(nh)
+    lo, hi = PLAUSIBLE_NH
+    bad = valid & ((nh < lo) | (nh > hi))
+    if not bad.any():
+        return
+    fraction = bad.sum() / valid.sum()
+    if fraction > MAX_IMPLAUSIBLE_FRACTION:
+        raise InputError(
+            f"{name}: {int(bad.sum())} pixels ({fraction:.1%}) have N_H outside {lo:.0e}-"
+            f"{hi:.0e} cm-2 (median {np.median(nh[valid]):.2g} cm-2): check BUNIT, or give "
+            "the right unit with --bunit (e.g. --bunit cm-2)")
+    warnings.warn(f"{name}: {int(bad.sum())} pixels with N_H outside {lo:.0e}-{hi:.0e} "
+                  "cm-2 are masked as blank", NhpipeWarning, stacklevel=3)
+    nh[bad] = np.nan
 
 
 def _normalise_input(source, *, hdu):
@@ -234,7 +260,15 @@ def _image_and_wcs(hdu, name):
             f"{name}: no celestial WCS (RA/Dec or GLON/GLAT axes) in the header: "
             "nhpipe needs sky coordinates to find the physical pixel size"
         )
+    scale_cards = [f"CDELT{i}" for i in "12"] + [f"CD{i}_{j}" for i in "12" for j in "12"]
+    if not any(card in header for card in scale_cards):
+        raise InputError(f"{name}: no pixel scale (CDELT1/2 or CD1_1...) in the header: "
+                         "nhpipe needs it to find the physical pixel size")
     celestial = wcs.celestial
     if {wcs.wcs.lng, wcs.wcs.lat} != {0, 1}:
         raise InputError(f"{name}: the celestial axes are not the first two image axes")
+    matrix = celestial.pixel_scale_matrix
+    if not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix)) == 0:
+        raise InputError(f"{name}: the pixel scale of the WCS is zero, infinite or singular "
+                         "(CDELT/CD cards): fix the header")
     return data, header, celestial

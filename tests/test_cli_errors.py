@@ -169,3 +169,48 @@ class TestOutputSafety:
         status, _, err = run_cli("run", path, *GOOD, "--out", out, "--quiet")
         assert status == 0, err
         assert not stale.exists() and other.exists()
+
+
+class TestImplausible:
+    """Values no real map holds are refused or masked, never turned into a map in silence."""
+
+    def test_huge_values(self, run_cli, tmp_path, write_map):
+        path = write_map(data=np.full((96, 80), 1e300))
+        check_refused(run_cli, tmp_path, [path, *GOOD], "outside 1e+18-1e+26 cm-2")
+
+    def test_unit_applied_twice(self, run_cli, tmp_path, write_map):
+        # Data already in cm-2 but BUNIT says 10**21 cm-2: N_H ~ 1e43.
+        path = write_map(bunit="10**21 cm-2")
+        check_refused(run_cli, tmp_path, [path, *GOOD], "check BUNIT")
+
+    def test_one_inf_pixel_is_blank(self, run_cli, tmp_path, write_map):
+        from .conftest import blob_map
+
+        data = blob_map((96, 80))
+        data[40, 40] = np.inf
+        path = write_map(data=data)
+        out = tmp_path / "o.fits"
+        status, _, err = run_cli("run", path, *GOOD, "--model", "powerlaw", "--out", out,
+                                 "--quiet")
+        assert status == 0, err
+        mean = fits.getdata(out, "MEAN")
+        assert np.isnan(mean[40, 40])
+        assert np.isfinite(np.delete(mean.ravel(), 40 * 80 + 40)).all()
+        assert np.nanmax(mean) < 6
+
+    def test_missing_pixel_scale(self, run_cli, tmp_path, write_map):
+        header = make_header((30, 30))
+        for key in ("CDELT1", "CDELT2"):
+            del header[key]
+        path = tmp_path / "noscale.fits"
+        fits.PrimaryHDU(np.full((30, 30), 1e21), header=header).writeto(path)
+        check_refused(run_cli, tmp_path, [path, *GOOD], "no pixel scale")
+
+    def test_singular_cd(self, run_cli, tmp_path):
+        header = make_header((30, 30))
+        for key in ("CDELT1", "CDELT2"):
+            del header[key]
+        header["CD1_1"], header["CD1_2"], header["CD2_1"], header["CD2_2"] = 1e-3, 1e-3, 1e-3, 1e-3
+        path = tmp_path / "singular.fits"
+        fits.PrimaryHDU(np.full((30, 30), 1e21), header=header).writeto(path)
+        check_refused(run_cli, tmp_path, [path, *GOOD], "singular")
