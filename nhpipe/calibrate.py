@@ -13,7 +13,6 @@ that no reported coverage was fitted on the pixels it is measured on.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -99,8 +98,8 @@ def calibrate_card(model_name: str, data, *, stem=None, regions: int = 24, sampl
     ``data`` is one path or a list (e.g. the training family and the validation
     families); the first ``regions`` regions of each val split are pooled.
     """
+    from .cards import update_card
     from .models import NETWORKS, load_model, models_dir, resolve_device
-    from .write import atomic_path
 
     if model_name not in NETWORKS:
         raise InputError(f"--model must be one of {', '.join(NETWORKS)}, got {model_name!r}")
@@ -114,11 +113,6 @@ def calibrate_card(model_name: str, data, *, stem=None, regions: int = 24, sampl
         arrays.append((log_nh[:regions], log_nm[:regions], beams[:regions]))
     log_nh, log_nm, beams = (np.concatenate(a) for a in zip(*arrays))
     factor, report = fit_spread(model, log_nh, log_nm, beam_px=beams, samples=samples)
-    path = stem.with_suffix(".json")
-    card = json.loads(path.read_text())
-    card["config"]["spread"] = factor
-    card["calibration"] = {**report, "spread": factor,
-                           "data": [Path(p).name for p in paths]}
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(card, indent=2) + "\n")
-    return card["calibration"]
+    calibration = {**report, "spread": factor, "data": [Path(p).name for p in paths]}
+    update_card(stem, config={"spread": factor}, calibration=calibration)
+    return calibration

@@ -264,17 +264,13 @@ def write_results(result: dict, prefix) -> tuple[Path, Path]:
 def store_in_card(result: dict, name: str, stem) -> None:
     """Put an evaluation's metrics into the model card at ``stem`` (the evaluated model).
 
-    The card's sha256 covers the weights file only, so the card stays valid.
+    The card is rewritten with its new checksum (:func:`nhpipe.cards.update_card`).
     """
-    from .write import atomic_path
+    from .cards import update_card
 
-    path = Path(stem).with_suffix(".json")
-    card = json.loads(path.read_text())
     entry = result["estimators"][name]
-    card["metrics"] = {"families": result["families"], "samples": result["samples"],
-                       "threads": result["threads"], "device": result["device"],
-                       "regions_per_s": entry.get("regions_per_s"),
-                       "lofo_spread": entry["lofo_spread"],
-                       "values": {f: m["all"] for f, m in entry["metrics"].items()}}
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(card, indent=2) + "\n")
+    update_card(stem, metrics={
+        "families": result["families"], "samples": result["samples"],
+        "threads": result["threads"], "device": result["device"],
+        "regions_per_s": entry.get("regions_per_s"), "lofo_spread": entry["lofo_spread"],
+        "values": {f: m["all"] for f, m in entry["metrics"].items()}})

@@ -244,8 +244,8 @@ def fit_powerlaw_card(data, out) -> dict:
 
     ``nhpipe run --model powerlaw`` then uses the fitted a, b and sigma.
     """
+    from .cards import write_card
     from .models.analytic import fit_powerlaw
-    from .write import atomic_path
 
     log_nh, log_nm, _ = load_split(data, "train")
     config = fit_powerlaw(log_nh, log_nm)
@@ -253,9 +253,7 @@ def fit_powerlaw_card(data, out) -> dict:
             "training": {"data": Path(data).name, "data_sha256": sha256_file(data),
                          "data_recipe": _recipe(data), "fit": "least squares on every "
                          "pixel of the train split; sigma = rms residual (dex)"}}
-    with atomic_path(Path(out).with_suffix(".json")) as tmp:
-        Path(tmp).write_text(json.dumps(card, indent=2) + "\n")
-    return card
+    return write_card(out, card)
 
 
 @torch.no_grad()
@@ -317,12 +315,10 @@ def _write_curves(out: Path, rows):
         writer.writerows(rows)
     if not rows:
         return
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.plot([r["epoch"] for r in rows], [r["train_loss"] for r in rows], label="train")
     ax.plot([r["epoch"] for r in rows], [r["val_loss"] for r in rows], label="validation")
     ax.set_xlabel("epoch")
@@ -332,4 +328,3 @@ def _write_curves(out: Path, rows):
     fig.tight_layout()
     with atomic_path(out.with_suffix(".png")) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)

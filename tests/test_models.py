@@ -165,3 +165,62 @@ def test_train_refuses_to_replace_weights(tiny_data, tmp_path):
     with pytest.raises(InputError, match="--overwrite"):
         train("unet", tiny_data, tmp_path / "unet", epochs=1, device="cpu")
     assert (tmp_path / "unet.safetensors").read_bytes() == b"precious"
+
+
+class TestCards:
+    """Cards are validated and checksummed: a tampered card is refused in one line."""
+
+    @pytest.fixture
+    def copy(self, tmp_path):
+        import shutil
+
+        from nhpipe.models import models_dir
+
+        for suffix in (".json", ".safetensors"):
+            shutil.copy(models_dir() / f"unet{suffix}", tmp_path / f"unet{suffix}")
+        return tmp_path / "unet"
+
+    def tamper(self, stem, edit, *, resign):
+        from nhpipe.cards import write_card
+
+        card = json.loads(stem.with_suffix(".json").read_text())
+        edit(card)
+        if resign:
+            write_card(stem, card)
+        else:
+            stem.with_suffix(".json").write_text(json.dumps(card))
+
+    def test_edited_card_refused(self, copy):
+        self.tamper(copy, lambda c: c["config"].update(spread=0.5), resign=False)
+        with pytest.raises(InputError, match="card_sha256"):
+            load_model("unet", path=copy)
+
+    @pytest.mark.parametrize("edit, match", [
+        (lambda c: c["config"].update(base=100000), "base=100000"),
+        (lambda c: c["config"].update(frobnicate=1), "unknown config keys"),
+        (lambda c: c["config"].update(depth="5"), "depth='5'"),
+        (lambda c: c.update(config=None), "no 'config'"),
+        (lambda c: c.pop("sha256"), "sha256"),
+        (lambda c: c.update(weights="../../etc/passwd"), "weights"),
+        (lambda c: c["normaliser"].update(nh_std=0), "normaliser"),
+        (lambda c: c.update(name="gpt"), "unknown model name"),
+    ])
+    def test_invalid_card_refused_before_building(self, copy, edit, match):
+        # Re-checksummed, so only the schema can catch it.
+        self.tamper(copy, edit, resign=True)
+        with pytest.raises(InputError, match=match) as info:
+            load_model("unet", path=copy)
+        assert "\n" not in str(info.value)
+
+    def test_not_json(self, copy):
+        copy.with_suffix(".json").write_bytes(b"\xff\xfe not json")
+        with pytest.raises(InputError, match="cannot be read"):
+            load_model("unet", path=copy)
+
+    def test_update_keeps_card_valid(self, copy):
+        from nhpipe.cards import read_card, update_card
+
+        update_card(copy, config={"spread": 1.5}, calibration={"note": "test"})
+        card = read_card(copy)
+        assert card["config"]["spread"] == 1.5 and card["config"]["base"] == 24
+        assert load_model("unet", path=copy).config.spread == 1.5

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from ._common import Normaliser, load_weights, read_card
+from ..cards import read_card
+from ._common import Normaliser, load_weights
 from .analytic import ConstantWidth, PowerLaw, PowerLawConfig
 from .cinn import CINN, CINNConfig
 from .ddpm import DDPM, DDPMConfig

@@ -1,14 +1,14 @@
 """What every trained network shares: normalisation, checkpoints and model cards.
 
 A network's file pair is ``NAME.safetensors`` (weights, no pickle) and ``NAME.json`` (the
-model card: architecture config, normalisation, physical pixel size, training recipe,
-metrics and the sha256 of the weights file).  The model is rebuilt from these two files
-alone; the sha256 is checked before the weights are read.
+model card, :mod:`nhpipe.cards`: architecture config, normalisation, physical pixel size,
+training recipe, metrics and the sha256 of the weights file).  The model is rebuilt from
+these two files alone; the card is validated and the weights' sha256 checked before the
+weights are read.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..cards import write_card
 from ..errors import InputError
 from ..write import sha256_file
 
@@ -66,21 +67,7 @@ def save_network(model: torch.nn.Module, stem, card: dict) -> dict:
         save_file(tensors, tmp)
     card = dict(card, weights=weights.name, sha256=sha256_file(weights),
                 parameters=int(sum(p.numel() for p in model.parameters())))
-    with atomic_path(stem.with_suffix(".json")) as tmp:
-        Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    return card
-
-
-def read_card(stem) -> dict:
-    path = Path(stem).with_suffix(".json")
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"no model card {path}: reinstall nhpipe (its weights are package "
-                         "data), set NHPIPE_MODELS to a folder of weights, or train the model "
-                         "(nhpipe train)") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"model card {path} is not valid JSON ({exc})") from None
+    return write_card(stem, card)
 
 
 def load_weights(stem, card: dict) -> dict:
