@@ -155,6 +155,7 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, b
     beam_px, beam_source = _map_beam(cmap, beam_arcsec, estimator, distance_pc)
     grid_wcs, grid_shape = model_grid(cmap.wcs, cmap.shape, pixel_pc=estimator.pixel_pc,
                                       distance_pc=distance_pc)
+    batch_size = check_memory(cmap.shape, grid_shape, int(samples), name=cmap.name)
     nh_grid, _ = resample(cmap.nh, cmap.wcs, grid_wcs, grid_shape)
     if not np.isfinite(nh_grid).any():
         raise InputError(f"{cmap.name}: no valid pixel left on the model grid")
@@ -162,7 +163,8 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, b
     with np.errstate(divide="ignore", invalid="ignore"):
         log_nh = np.log10(nh_grid)
     stats, count = infer_map(estimator, log_nh, n_samples=int(samples), generator=generator,
-                             stride=stride, progress=progress, beam_px=beam_px)
+                             stride=stride, progress=progress, beam_px=beam_px,
+                             batch_size=batch_size)
 
     if output_grid == "input":
         wcs, nh = cmap.wcs, cmap.nh
@@ -186,6 +188,60 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, b
         provenance["BEAMPX"] = (round(beam_px, 4), "[model px] beam FWHM on the model grid")
         provenance["BEAMSRC"] = (beam_source, "where the beam came from")
     return write_planes(out, planes, wcs, provenance, overwrite=overwrite)
+
+
+#: Peak bytes per pixel of the input grid and of the model grid during a run, and the
+#: base (Python, torch, a model). Measured as peak RSS (``/usr/bin/time``): a 1000^2 and a
+#: 2000^2 map (3" pixels, 400 pc, unet) peaked at 0.65 and 1.46 GB, i.e. 270 B per input
+#: pixel over 0.38 GB; a 315^2 Hi-GAL map upsampled to ~1900^2 model pixels peaked at
+#: 3.9 GB, ~1100 B per model pixel. Per sample pixel of a batch: the float32 samples,
+#: their sorted copy for the quantiles and the entropy histogram.
+BYTES_PER_INPUT_PX = 300
+BYTES_PER_MODEL_PX = 1100
+BASE_BYTES = 500_000_000
+BYTES_PER_SAMPLE_PX = 16
+#: Largest batch of patches, and the memory one batch of samples may take.
+MAX_BATCH = 8
+BATCH_BYTES = 1 << 30
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(input_shape, model_shape, samples: int, *, name: str = "map",
+                 available: int | None = None) -> int:
+    """Refuse a run that cannot fit in memory, before the work; return the batch size.
+
+    The estimate is :data:`BYTES_PER_INPUT_PX` per input pixel, :data:`BYTES_PER_MODEL_PX`
+    per model pixel and one batch of samples (``batch x samples x 128^2`` x
+    :data:`BYTES_PER_SAMPLE_PX`), the batch shrinking to fit :data:`BATCH_BYTES`.
+
+    Raises
+    ------
+    InputError
+        With the estimate and what to do, when it exceeds 90 % of the available memory.
+    """
+    per_patch = samples * 128 * 128 * BYTES_PER_SAMPLE_PX
+    batch = int(max(1, min(MAX_BATCH, BATCH_BYTES // per_patch)))
+    need = (BASE_BYTES + int(np.prod(input_shape)) * BYTES_PER_INPUT_PX
+            + int(np.prod(model_shape)) * BYTES_PER_MODEL_PX + batch * per_patch)
+    available = available_memory() if available is None else available
+    if available is not None and need > 0.9 * available:
+        raise InputError(
+            f"{name}: this run needs about {need / 1e9:.1f} GB ({np.prod(input_shape):,} "
+            f"input pixels, {np.prod(model_shape):,} model pixels, {samples} samples per "
+            f"patch) but {available / 1e9:.1f} GB are available: lower --samples, use "
+            "--output-grid model, or cut the map into parts")
+    return batch
 
 
 def _map_beam(cmap: ColumnMap, beam_arcsec: float | None, model, distance_pc: float):
