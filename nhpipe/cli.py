@@ -430,27 +430,34 @@ def _cmd_run(args, command: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Warnings are collected and printed (one line each, duplicates once) when the command
+    succeeds; a refusal prints its one line alone, so a user error is always exactly one
+    line on stderr.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = "nhpipe " + shlex.join(argv)
+    caught: list[str] = []
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda message, *args, **kwargs: caught.append(
+            (str(message).strip().splitlines() or [""])[0])
         try:
             args = build_parser().parse_args(argv)
             if getattr(args, "handler", None) is None:
                 build_parser().print_help()
                 return EXIT_USAGE
-            return args.handler(args, command)
+            status = args.handler(args, command)
         except InputError as exc:
             print(f"nhpipe: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
             print("nhpipe: interrupted", file=sys.stderr)
             return 130
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"nhpipe: warning: {message}", file=sys.stderr)
+    for message in dict.fromkeys(caught):
+        print(f"nhpipe: warning: {message}", file=sys.stderr)
+    return status
 
 
 def entry_point() -> None:

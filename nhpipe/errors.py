@@ -7,3 +7,19 @@ exception is a bug in nhpipe and keeps its traceback.
 
 class InputError(ValueError):
     """Bad input or options: the message names the problem and what to do about it."""
+
+
+def one_line(exc: BaseException, default: str = "") -> str:
+    """The informative line of a library's (often multi-line) error message.
+
+    wcslib's errors start with a location line (``ERROR 4 in wcs_types() at line ...``)
+    and astropy's verification errors with a heading (``Verification reported errors:``);
+    the line after them says what is wrong.
+    """
+    import re
+
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if not re.match(r"ERROR \d+ in \w+\(\)", line)
+              and not line.endswith("errors:")]
+    text = useful[0] if useful else (default or (lines[0] if lines else type(exc).__name__))
+    return text if len(text) <= 160 else text[:157] + "..."

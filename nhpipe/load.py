@@ -11,8 +11,9 @@ import numpy as np
 from astropy.io import fits
 from astropy.nddata import NDData
 from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs.utils import wcs_to_celestial_frame
 
-from .errors import InputError
+from .errors import InputError, one_line
 from .write import sha256_file
 from .units import SPECIES_FACTOR, normalise_species, parse_column_unit, species_from_header
 
@@ -193,7 +194,7 @@ def _read_path(path: Path, *, hdu):
     except InputError:
         raise
     except (OSError, ValueError, TypeError, IndexError, KeyError, UserWarning) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = one_line(exc, "header cards fail FITS verification")
         raise InputError(f"{name}: not a readable FITS file ({reason})") from None
     return data, header, wcs, name, sha256_file(path)
 
@@ -254,16 +255,17 @@ def _image_and_wcs(hdu, name):
         try:
             wcs = WCS(header)
         except Exception as exc:  # astropy raises many types for broken WCS cards
-            raise InputError(f"{name}: invalid WCS in the header ({exc})") from None
+            reason = one_line(exc, "header cards fail FITS verification")
+            raise InputError(f"{name}: invalid WCS in the header ({reason})") from None
     if not wcs.has_celestial or wcs.celestial.naxis != 2:
         raise InputError(
             f"{name}: no celestial WCS (RA/Dec or GLON/GLAT axes) in the header: "
             "nhpipe needs sky coordinates to find the physical pixel size"
         )
-    scale_cards = [f"CDELT{i}" for i in "12"] + [f"CD{i}_{j}" for i in "12" for j in "12"]
-    if not any(card in header for card in scale_cards):
-        raise InputError(f"{name}: no pixel scale (CDELT1/2 or CD1_1...) in the header: "
-                         "nhpipe needs it to find the physical pixel size")
+    has_cd = any(f"CD{i}_{j}" in header for i in "12" for j in "12")
+    if not has_cd and not all(f"CDELT{i}" in header for i in "12"):
+        raise InputError(f"{name}: no pixel scale (CDELT1 and CDELT2, or CD1_1...) in the "
+                         "header: nhpipe needs it to find the physical pixel size")
     celestial = wcs.celestial
     if {wcs.wcs.lng, wcs.wcs.lat} != {0, 1}:
         raise InputError(f"{name}: the celestial axes are not the first two image axes")
@@ -271,4 +273,14 @@ def _image_and_wcs(hdu, name):
     if not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix)) == 0:
         raise InputError(f"{name}: the pixel scale of the WCS is zero, infinite or singular "
                          "(CDELT/CD cards): fix the header")
+    try:
+        wcs_to_celestial_frame(celestial)
+    except ValueError:
+        raise InputError(f"{name}: the WCS names no celestial frame astropy knows (RADESYS "
+                         f"{header.get('RADESYS')!r}, EQUINOX {header.get('EQUINOX')!r}): "
+                         "fix the header") from None
+    sides = np.sqrt((matrix**2).sum(axis=0))
+    if sides.max() > 10 * sides.min() or sides.max() > 1.0:
+        raise InputError(f"{name}: implausible pixels of {sides[0] * 3600:.3g}\" x "
+                         f"{sides[1] * 3600:.3g}\" (CDELT/CD cards): fix the header")
     return data, header, celestial
