@@ -265,6 +265,14 @@ class CorrectionOptions:
     the core's diameter, and L_d = 10 pc).  ``radius``: 'observed' (default: the
     aperture then contains the core as it appears in the map at its resolution) or
     'deconvolved' (closer to the intrinsic size, but the map is not deconvolved).
+
+    The two-component model's own parameters are uncertain, so the Monte-Carlo draws them
+    too, from priors: L_c / R uniform in ``lc_factor x [1 - lc_spread, 1 + lc_spread]``
+    (a core is neither a uniform slab nor exactly its diameter deep: a sphere's mean chord
+    is 4R/3, its central one 2R) and L_d (or n_d) log-normal about the given value with
+    ``ld_dex`` dex (a diffuse depth of "10 pc" means a few to tens of pc). The n_c
+    intervals are then percentiles of the draws; with both set to 0 they are the exact
+    transforms of the <n_H>_m quantiles.
     """
 
     distance_pc: float
@@ -272,6 +280,8 @@ class CorrectionOptions:
     n_d: float | None = None
     radius: str = "observed"
     lc_factor: float = 2.0
+    lc_spread: float = 0.25
+    ld_dex: float = 0.3
     nh_taper: float | None = None
     types: tuple | None = None
     max_alpha_be: float | None = None
@@ -328,13 +338,18 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
     log_nm = draw_from_quantiles(np.nan_to_num(stats.log_nm_quantiles, nan=0.0),
                                  options.n_draws, rng) if n else np.zeros((options.n_draws, 0))
     l_c = options.lc_factor * radius_pc * PC_CM
+    diffuse = options.l_d_pc * PC_CM if options.l_d_pc is not None else options.n_d
+    # Draws of the model's parameters from their priors (see CorrectionOptions).
+    shape = (options.n_draws, n)
+    l_c_draws = l_c * rng.uniform(1 - options.lc_spread, 1 + options.lc_spread, shape)
+    diffuse_draws = diffuse * 10 ** (options.ld_dex * rng.standard_normal(shape))
 
-    def solve(log_n_m):
+    def solve(log_n_m, l_c=l_c, diffuse=diffuse):
         n_m = 10.0**log_n_m
         if options.l_d_pc is not None:
-            n_c, reason = correction.core_density_ld(stats.nh, n_m, l_c, options.l_d_pc * PC_CM)
+            n_c, reason = correction.core_density_ld(stats.nh, n_m, l_c, diffuse)
         else:
-            n_c, reason = correction.core_density_nd(stats.nh, n_m, l_c, options.n_d)
+            n_c, reason = correction.core_density_nd(stats.nh, n_m, l_c, diffuse)
         if options.nh_taper:
             n_c = correction.taper(n_c, n_m, stats.nh, nh_taper=options.nh_taper)
         return n_c, reason
@@ -343,7 +358,13 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
     # quantiles of n_c are exactly the corrected quantiles of <n>_m; the Monte-Carlo
     # draws serve the fraction of consistent draws and the CMF bands.
     knots, knot_reason = solve(stats.log_nm_quantiles)   # rows Q02_5, Q16, Q50, Q84, Q97_5
-    n_c, reason = solve(log_nm)
+    n_c, reason = solve(log_nm, l_c_draws, diffuse_draws)
+    if n and (options.lc_spread or options.ld_dex):
+        # With uncertain parameters the intervals come from the joint draws.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # rows without any solution
+            knots = np.nanpercentile(np.where(reason == correction.OK, n_c, np.nan),
+                                     [2.5, 16, 50, 84, 97.5], axis=0)
     consistent = np.mean(reason == correction.OK, axis=0) if n else np.zeros(0)
     median_reason = knot_reason[2] if n else np.zeros(0, np.int8)
     # A core is inconsistent when its median <n>_m has no solution.
@@ -387,6 +408,7 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
         "method": "A.3 (L_d prescribed)" if options.l_d_pc is not None else
         "A.4 (n_d prescribed)", "l_d_pc": options.l_d_pc, "n_d_cm3": options.n_d,
         "radius": options.radius, "lc_factor": options.lc_factor,
+        "lc_spread": options.lc_spread, "ld_dex": options.ld_dex,
         "nh_taper_cm2": options.nh_taper, "n_draws": options.n_draws, "seed": options.seed,
     })
     out.meta["_nc_draws"] = n_c  # kept for the CMF plot, removed before writing

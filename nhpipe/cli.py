@@ -342,6 +342,12 @@ def _add_catalog_options(parser, *, in_run: bool) -> None:
                        help="core radius for the aperture and L_c (default: observed)")
     group.add_argument("--lc-factor", type=float, default=2.0,
                        help="L_c = factor x radius (default: 2, the core's diameter)")
+    group.add_argument("--lc-spread", type=float, default=0.25,
+                       help="prior of L_c / radius: uniform in factor x [1-s, 1+s] (default "
+                       "0.25, i.e. 1.5-2.5 radii); 0 fixes it")
+    group.add_argument("--ld-scatter", type=float, default=0.3, metavar="DEX",
+                       help="prior of L_d (or n_d): log-normal about the given value with "
+                       "this width in dex (default 0.3); 0 fixes it")
     group.add_argument("--taper", help="taper the correction above this N_H, e.g. 1e23cm-2")
     group.add_argument("--types", help="only these core types, e.g. 2 or 1,2 (HGBS: "
                        "1 starless, 2 prestellar, 3 protostellar)")
@@ -353,6 +359,18 @@ def _add_catalog_options(parser, *, in_run: bool) -> None:
                   "density_unit", "density_species", "mass", "core_type"):
         group.add_argument(f"--col-{field.replace('_', '-')}", dest=f"col_{field}",
                            help=f"catalogue column for {field.replace('_', ' ')}")
+
+
+def _finite(value, flag, *, positive=False, upper=None) -> float:
+    """Check a numeric option: finite, > 0 (``positive``) or >= 0, and at most ``upper``."""
+    import math
+
+    ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok or (upper is not None and value > upper):
+        bound = f" and at most {upper:g}" if upper is not None else ""
+        raise InputError(f"{flag} must be a finite number {'> 0' if positive else '>= 0'}"
+                         f"{bound}, got {value!r}")
+    return float(value)
 
 
 def _catalog_job(args, map_path, out_prefix) -> int:
@@ -373,7 +391,9 @@ def _catalog_job(args, map_path, out_prefix) -> int:
         distance_pc=parse_distance(args.distance),
         l_d_pc=parse_length_pc(args.ld, what="--ld") if args.ld else None,
         n_d=parse_number_density(args.nd, what="--nd") if args.nd else None,
-        radius=args.radius, lc_factor=args.lc_factor, nh_taper=taper, types=types,
+        radius=args.radius, lc_factor=_finite(args.lc_factor, "--lc-factor", positive=True),
+        lc_spread=_finite(args.lc_spread, "--lc-spread", upper=0.9),
+        ld_dex=_finite(args.ld_scatter, "--ld-scatter", upper=2.0), nh_taper=taper, types=types,
         max_alpha_be=args.max_alpha_be, exclude_comments=tuple(args.exclude_comment))
     columns = column_map(**{k[4:]: v for k, v in vars(args).items() if k.startswith("col_")})
     table = read_catalog(args.catalog, readme=args.readme)

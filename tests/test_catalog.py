@@ -87,6 +87,7 @@ class TestReaders:
         assert set(table["core_type"]) == {1, 2, 3}
         assert (table["comment"] == "tentative bound").sum() == 251
 
+    @pytest.mark.skipif(not ORION.exists(), reason="needs ../shared/data")
     def test_malformed_row(self, tmp_path):
         lines = ORION.read_text(encoding="utf-8").splitlines()
         data = [i for i, line in enumerate(lines) if not line.startswith("|")][4:]
@@ -144,7 +145,8 @@ class TestApply:
         path = _nhpipe_file(tmp_path / "map.fits", blank_cols=60)
         # centre, blank part, far outside
         cores = _cores([85.5, 85.5 + 0.075, 80.0], [-1.0, -1.0, 5.0])
-        options = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0)
+        # Fixed model parameters: the intervals are the exact transforms of the quantiles.
+        options = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0, lc_spread=0, ld_dex=0)
         result = correct_catalog(cores, path, options)
         assert list(result["status"]) == ["ok", "masked", "outside"]
         assert result["nh_ap"][0] == pytest.approx(2e22)
@@ -182,6 +184,18 @@ class TestApply:
                                      CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
         assert list(result["status"]) == ["outside"]
         write_outputs(result, tmp_path / "empty")
+
+    def test_parameter_priors_widen_the_interval(self, tmp_path):
+        path = _nhpipe_file(tmp_path / "map.fits")
+        cores = _cores([85.5], [-1.0])
+        widths = []
+        for lc_spread, ld_dex in ((0.0, 0.0), (0.25, 0.3), (0.5, 0.6)):
+            result = correct_catalog(cores, path, CorrectionOptions(
+                distance_pc=400.0, l_d_pc=10.0, lc_spread=lc_spread, ld_dex=ld_dex, seed=3))
+            assert result["status"][0] == "ok"
+            widths.append(np.log10(result["nc_hi68"][0] / result["nc_lo68"][0]))
+            assert result.meta["ld_dex"] == ld_dex
+        assert widths[0] < widths[1] < widths[2]
 
     def test_quantile_draws_gaussian(self):
         from scipy.special import ndtri
