@@ -121,9 +121,12 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     if len(log_nh) == 0 or len(val_nh) == 0:
         raise InputError(f"{data}: the train and val splits must not be empty")
     config = {"beam_range": _beam_range(data), **(config or {})}
-    torch.manual_seed(seed)
     normaliser = Normaliser.fit(log_nh[:, ::4, ::4], log_nm[:, ::4, ::4])
-    model = build_network(model_name, config, normaliser).to(torch_device)
+    # The initial weights come from torch's global generator; seed it inside a fork so
+    # that the caller's random state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        model = build_network(model_name, config, normaliser).to(torch_device)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     ema = EMA(model) if model_name in EMA_MODELS else None
     noise_gen = torch.Generator(device=torch_device).manual_seed(seed + 1)

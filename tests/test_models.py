@@ -224,3 +224,11 @@ class TestCards:
         card = read_card(copy)
         assert card["config"]["spread"] == 1.5 and card["config"]["base"] == 24
         assert load_model("unet", path=copy).config.spread == 1.5
+
+
+def test_library_leaves_global_random_state_alone():
+    np.random.seed(123)
+    torch_state = torch.random.get_rng_state()
+    load_model("cinn")
+    assert np.random.randint(1 << 30) == np.random.RandomState(123).randint(1 << 30)
+    assert torch.equal(torch.random.get_rng_state(), torch_state)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from torch import nn
 from torch.nn import functional as F
 
@@ -70,19 +71,29 @@ class CINN(Network):
         super().__init__(config, normaliser)
         self.cond = UNet(self.in_channels, config.cond_channels, base=config.cond_base, depth=config.cond_depth)
         n = config.region_px
-        self.flow = Ff.SequenceINN(1, n, n)
-        seed = 0
-        for scale, count in enumerate(config.blocks):
-            self.flow.append(Fm.IRevNetDownsampling)
-            side = n // 2 ** (scale + 1)
-            for _ in range(count):
-                self.flow.append(Fm.GLOWCouplingBlock, cond=scale,
-                                 cond_shape=(config.cond_channels, side, side),
-                                 subnet_constructor=_subnet(config.hidden), clamp=config.clamp)
-                self.flow.append(Fm.PermuteRandom, seed=seed)
-                seed += 1
+        # FrEIA's PermuteRandom seeds numpy's global generator: keep the caller's state.
+        numpy_state = np.random.get_state()
+        try:
+            self.flow = self._build_flow(Ff, Fm, config, n)
+        finally:
+            np.random.set_state(numpy_state)
         self.latent_shape = (4 ** len(config.blocks), n // 2 ** len(config.blocks),
                              n // 2 ** len(config.blocks))
+
+    @staticmethod
+    def _build_flow(Ff, Fm, config, n):
+        flow = Ff.SequenceINN(1, n, n)
+        seed = 0
+        for scale, count in enumerate(config.blocks):
+            flow.append(Fm.IRevNetDownsampling)
+            side = n // 2 ** (scale + 1)
+            for _ in range(count):
+                flow.append(Fm.GLOWCouplingBlock, cond=scale,
+                            cond_shape=(config.cond_channels, side, side),
+                            subnet_constructor=_subnet(config.hidden), clamp=config.clamp)
+                flow.append(Fm.PermuteRandom, seed=seed)
+                seed += 1
+        return flow
 
     def conditions(self, x):
         features = self.cond(x)

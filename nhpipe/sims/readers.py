@@ -108,6 +108,20 @@ def _density_scale(bunit, name) -> float:
     raise InputError(f"{name}: BUNIT {bunit!r} is not a number or mass density")
 
 
+def _quietly(func, *args):
+    """Call ``func`` with yt's logger at ERROR, then put its level back (yt logs every
+    field it finds at INFO; a library must not change the caller's logging for good)."""
+    import logging
+
+    logger = logging.getLogger("yt")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return func(*args)
+    finally:
+        logger.setLevel(level)
+
+
 def read_yt(path, *, box_pc: float | None = None, density_cm3: float | None = None,
             field=None) -> DensityCube:
     """Read a RAMSES, IDEFIX or other simulation output through yt (``nhpipe[sims]``).
@@ -137,8 +151,7 @@ def read_yt(path, *, box_pc: float | None = None, density_cm3: float | None = No
         import yt_idefix  # noqa: F401  (registers the IDEFIX frontend)
     except ImportError:
         pass
-    yt.set_log_level(40)
-    ds = yt.load(str(path))
+    ds = _quietly(yt.load, str(path))
     if field is None:
         names = {f for f in ds.field_list} | {f for f in ds.derived_field_list}
         field = next((f for f in [("gas", "density"), ("idefix-vtk", "RHO"), ("ramses", "Density")]
