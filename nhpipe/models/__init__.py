@@ -75,7 +75,10 @@ def load_model(name: str, *, device: str | torch.device = "cpu", path=None):
     if name in NETWORKS:
         card = read_card(stem)
         state = load_weights(stem, card)
-        model = build_network(name, card["config"], Normaliser(**card["normaliser"]))
+        # Building draws initial weights from torch's global generator; they are replaced
+        # by the file's, so the draws happen in a fork that leaves the caller's state.
+        with torch.random.fork_rng(devices=[]):
+            model = build_network(name, card["config"], Normaliser(**card["normaliser"]))
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
