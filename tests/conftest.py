@@ -58,8 +58,13 @@ def write_map(tmp_path):
     def _write(shape=(96, 80), *, kind="plain", data=None, bunit="cm-2", name="map.fits",
                pixel_arcsec=6.0, extra=None):
         header = make_header(shape, kind=kind, pixel_arcsec=pixel_arcsec, bunit=bunit)
+        # An HGBS-like 18.2" beam unless ``extra`` says otherwise (None deletes a card).
+        header["BMAJ"] = header["BMIN"] = 18.2 / 3600
         for key, value in (extra or {}).items():
-            header[key] = value
+            if value is None:
+                header.remove(key, ignore_missing=True)
+            else:
+                header[key] = value
         data = blob_map(shape) if data is None else data
         path = tmp_path / name
         fits.PrimaryHDU(data, header=header).writeto(path)

@@ -37,26 +37,28 @@ class TestBeam:
         assert beam_px == pytest.approx(20.0 / arcsec_per_model_pixel(2000.0), rel=1e-9)
 
     def test_option_wins_over_header(self, write_map):
-        path = write_map(extra={"BMAJ": 18.2 / 3600})
+        path = write_map()
         beam_px, source = _map_beam(load_map(path, species="H2"), 36.3, CONDITIONED, 400.0)
         assert source == "--beam"
         assert beam_px == pytest.approx(36.3 / arcsec_per_model_pixel(400.0))
 
     def test_missing_beam_refused_for_conditioned_models(self, write_map):
-        cmap = load_map(write_map(), species="H2")
+        cmap = load_map(write_map(extra={"BMAJ": None, "BMIN": None}), species="H2")
         with pytest.raises(InputError, match="no beam.*--beam 18.2arcsec"):
             _map_beam(cmap, None, CONDITIONED, 400.0)
         assert _map_beam(cmap, None, ONE_BEAM, 400.0) == (None, None)
 
     def test_out_of_range_names_the_range(self, write_map):
         # Hi-GAL Fil8's 43.8" at 3 kpc: 24 model pixels.
-        cmap = load_map(write_map(extra={"BMAJ": 43.8 / 3600}), species="H2")
+        cmap = load_map(write_map(extra={"BMAJ": 43.8 / 3600, "BMIN": 43.8 / 3600}),
+                        species="H2")
         with pytest.raises(InputError, match=r"outside the 0.5-16 px .*\"") as info:
             _map_beam(cmap, None, CONDITIONED, 3000.0)
         assert "\n" not in str(info.value)
 
     def test_coarse_beam_warns_for_single_beam_models(self, write_map):
-        cmap = load_map(write_map(extra={"BMAJ": 43.8 / 3600}), species="H2")
+        cmap = load_map(write_map(extra={"BMAJ": 43.8 / 3600, "BMIN": 43.8 / 3600}),
+                        species="H2")
         with pytest.warns(UserWarning, match="one beam only"):
             _map_beam(cmap, None, ONE_BEAM, 3000.0)
         sharp = load_map(write_map(name="s.fits", extra={"BMAJ": 18.2 / 3600}), species="H2")
@@ -85,11 +87,13 @@ class TestBeam:
 
         monkeypatch.setattr(pipeline, "load_model", conditioned)
         out = tmp_path / "o.fits"
-        status, _, err = run_cli("run", write_map(), "--distance", "400pc", "--species", "H2",
+        bare = write_map(extra={"BMAJ": None, "BMIN": None})
+        status, _, err = run_cli("run", bare, "--distance", "400pc", "--species", "H2",
                                  "--out", out)
         assert status == 2 and "--beam" in err and len(err.strip().splitlines()) == 1
         assert not out.exists()
-        status, _, err = run_cli("run", write_map(name="b.fits"), "--distance", "400pc",
+        status, _, err = run_cli("run", write_map(name="b.fits", extra={"BMAJ": None}),
+                                 "--distance", "400pc",
                                  "--species", "H2", "--out", out, "--beam", "18.2arcsec",
                                  "--quiet")
         assert status == 0, err

@@ -89,6 +89,7 @@ class TestRealMaps:
     def test_perseus_b5(self, run_cli, tmp_path):
         out = tmp_path / "perB5.fits"
         status, _, err = run_cli("run", PERSEUS, "--distance", "300pc", "--species", "H2",
+                                 "--beam", "36.3arcsec",
                                  "--samples", "8", "--out", out, "--quiet")
         assert status == 0, err
         hdul = open_checked(out)
@@ -118,6 +119,7 @@ class TestRealMaps:
 def test_shipped_networks_on_perseus(run_cli, tmp_path, model):
     out = tmp_path / f"{model}.fits"
     status, _, err = run_cli("run", PERSEUS, "--distance", "300pc", "--species", "H2",
+                             "--beam", "36.3arcsec",
                              "--model", model, "--samples", "4", "--out", out, "--quiet")
     assert status == 0, err
     hdul = open_checked(out)
