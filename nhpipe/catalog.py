@@ -143,16 +143,65 @@ def _column(table, name, what):
 
 
 def core_coordinates(table, columns: ColumnMap) -> SkyCoord:
-    """Positions of the cores (sexagesimal strings or degrees)."""
+    """Positions of the cores (sexagesimal strings or degrees).
+
+    A row whose position is blank, unreadable or off the sphere gets NaN coordinates
+    (see :func:`validate_rows`), never an exception for the whole catalogue.
+    """
     ra, dec = _column(table, columns.ra, "ra"), _column(table, columns.dec, "dec")
     if ra.dtype.kind in "US":
-        return SkyCoord(list(ra), list(dec), unit=(u.hourangle, u.deg), frame="icrs")
-    return SkyCoord(np.asarray(ra, float) * u.deg, np.asarray(dec, float) * u.deg, frame="icrs")
+        try:
+            return SkyCoord(list(ra), list(dec), unit=(u.hourangle, u.deg), frame="icrs")
+        except (ValueError, TypeError):
+            lon, lat = np.full(len(ra), np.nan), np.full(len(ra), np.nan)
+            for i, (a, d) in enumerate(zip(ra, dec)):
+                try:
+                    one = SkyCoord(str(a), str(d), unit=(u.hourangle, u.deg), frame="icrs")
+                    lon[i], lat[i] = one.ra.deg, one.dec.deg
+                except (ValueError, TypeError):
+                    pass
+            return SkyCoord(lon * u.deg, lat * u.deg, frame="icrs")
+    lon, lat = _floats(ra), _floats(dec)
+    lat[np.abs(lat) > 90] = np.nan
+    return SkyCoord(lon * u.deg, lat * u.deg, frame="icrs")
+
+
+def _floats(column) -> np.ndarray:
+    """A column as float64, blanks (masked) and unreadable values as NaN, never 0."""
+    values = column.filled(np.nan) if hasattr(column, "filled") and column.dtype.kind in "fiu" \
+        else column
+    out = np.full(len(values), np.nan)
+    for i, value in enumerate(np.asarray(values).tolist()):
+        try:
+            out[i] = float(value)
+        except (TypeError, ValueError):
+            pass
+    return out
 
 
 def _quantity(column, default_unit):
     unit = column.unit if getattr(column, "unit", None) is not None else u.Unit(default_unit)
-    return np.asarray(column, dtype=np.float64) * unit
+    return _floats(column) * unit
+
+
+#: Largest core radius taken as a core (pc); dense cores are 0.01-0.1 pc, clumps ~1 pc.
+MAX_RADIUS_PC = 2.0
+
+
+def validate_rows(table, coords: SkyCoord, radius_pc: np.ndarray) -> np.ndarray:
+    """Why each row cannot be measured: '' when fine, else a reason code.
+
+    ``position`` (blank, unreadable or |Dec| > 90), ``radius`` (blank, not a number,
+    <= 0 or above :data:`MAX_RADIUS_PC`).
+    """
+    reason = np.full(len(table), "", dtype="U12")
+    with np.errstate(invalid="ignore"):
+        bad_radius = ~(np.isfinite(radius_pc) & (radius_pc > 0) & (radius_pc <= MAX_RADIUS_PC))
+    reason[bad_radius] = "radius"
+    if len(table):
+        bad_position = ~(np.isfinite(coords.ra.deg) & np.isfinite(coords.dec.deg))
+        reason[bad_position] = "position"
+    return reason
 
 
 def core_radius_pc(table, radius: str, columns: ColumnMap) -> np.ndarray:
@@ -291,7 +340,7 @@ class CorrectionOptions:
 
 
 STATUS_COLORS = {"ok": "green", "inconsistent": "red", "outside": "yellow", "masked": "yellow",
-                 "filtered": "gray"}
+                 "filtered": "gray", "invalid": "magenta"}
 
 
 def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
@@ -316,14 +365,28 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
     n = len(out)
     radius_pc = core_radius_pc(table, options.radius, columns)
     coords = core_coordinates(table, columns) if n else SkyCoord([], [], unit="deg")
-    stats = measure_apertures(nhpipe_file, coords, radius_pc, distance_pc=options.distance_pc) \
+    invalid = validate_rows(table, coords, radius_pc)
+    usable = invalid == ""
+    if not usable.all():
+        counts = ", ".join(f"{k}: {int((invalid == k).sum())}"
+                           for k in np.unique(invalid[~usable]))
+        warnings.warn(f"{int((~usable).sum())} catalogue rows are invalid and kept with status "
+                      f"'invalid' ({counts})", NhpipeWarning, stacklevel=2)
+    safe_coords = SkyCoord(np.where(usable, np.nan_to_num(coords.ra.deg), 0.0) * u.deg,
+                           np.where(usable, np.nan_to_num(coords.dec.deg), 0.0) * u.deg,
+                           frame="icrs") if n else coords
+    stats = measure_apertures(nhpipe_file, safe_coords, np.where(usable, radius_pc, np.nan),
+                              distance_pc=options.distance_pc) \
         if n else MapStats(np.zeros(0), np.zeros((5, 0)), np.zeros(0), np.zeros(0, bool))
 
     status = np.full(n, "ok", dtype="U12")
     status[stats.valid_fraction < 0.5] = "masked"
     status[~stats.in_map] = "outside"
     status[~_selected(table, options, columns)] = "filtered"
-    if n and (status == "outside").all():
+    status[~usable] = "invalid"
+    out["invalid_reason"] = invalid
+    out["invalid_reason"].description = "why the row could not be used ('' if it could)"
+    if n and (status[usable] == "outside").all():
         warnings.warn(f"no core of the catalogue lies inside {Path(nhpipe_file).name}",
                       NhpipeWarning, stacklevel=2)
 
@@ -467,9 +530,14 @@ def _write_regions(table, path, columns):
     distance = table.meta["distance_pc"]
     shapes = []
     for i in range(len(table)):
+        if table["status"][i] == "invalid":
+            continue  # no usable position or radius to draw
         region = CircleSkyRegion(coords[i], radius_pc[i] / distance * 206264.806 * u.arcsec)
-        region.visual["color"] = STATUS_COLORS.get(str(table["status"][i]), "white")
-        region.meta["text"] = f"{table[columns.name][i]} {table['status'][i]}"
+        status = str(table["status"][i])
+        region.visual["color"] = STATUS_COLORS.get(status, "white")
+        # The status as a DS9 tag (select or hide a group in DS9's region list); no text
+        # labels, which would cover the map under 1,844 cores.
+        region.meta["tag"] = [status]
         shapes.append(region)
     Regions(shapes).write(path, format="ds9", overwrite=True)
 

@@ -259,3 +259,35 @@ def test_run_with_catalog(run_cli, write_map, tmp_path):
     status, _, err = run_cli("run", path, "--distance", "400pc", "--species", "H2", "--out",
                              tmp_path / "x.fits", "--catalog", tmp_path / "cores.ecsv")
     assert status == 2 and "--ld" in err and not (tmp_path / "x.fits").exists()
+
+
+class TestBadRows:
+    """A bad row is kept as 'invalid' with its reason; it never crashes the job."""
+
+    def test_bad_rows_flagged(self, tmp_path):
+        path = _nhpipe_file(tmp_path / "map.fits")
+        cores = _cores([85.5, 85.5, 85.5, 85.5, 85.5], [-1.0, 95.0, -1.0, -1.0, -1.0])
+        cores["r_obs"][2] = -0.03
+        cores["r_obs"][3] = 1e6
+        cores["r_obs"][4] = np.nan
+        with pytest.warns(UserWarning, match="4 catalogue rows are invalid"):
+            result = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0,
+                                                                   l_d_pc=10.0))
+        assert list(result["status"]) == ["ok", "invalid", "invalid", "invalid", "invalid"]
+        assert list(result["invalid_reason"]) == ["", "position", "radius", "radius", "radius"]
+        paths = write_outputs(result, tmp_path / "out")
+        assert Table.read(paths[".ecsv"])["status"][1] == "invalid"
+
+    def test_unparsable_sexagesimal_and_blank_density(self, tmp_path):
+        path = _nhpipe_file(tmp_path / "map.fits")
+        cores = _cores([85.5, 85.5], [-1.0, -1.0])
+        cores["ra"] = ["05:42:00.0", "xx:42:00"]
+        cores["dec"] = ["-01:00:00", "-01:00:00"]
+        cores["n_h2_ave_obs"] = np.ma.masked_array([5.0, 5.0], mask=[True, False])
+        cores["n_h2_ave_obs"].unit = "1e4 cm-3"
+        with pytest.warns(UserWarning, match="1 catalogue rows are invalid"):
+            result = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0,
+                                                                   l_d_pc=10.0))
+        assert result["invalid_reason"][1] == "position"
+        # A blank catalogued density stays blank: no 0, no infinite ratio.
+        assert np.isnan(result["n_cat_h"][0]) and not np.isfinite(result["log_ratio"][0])
