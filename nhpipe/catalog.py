@@ -135,10 +135,14 @@ def read_catalog(path, *, readme=None) -> Table:
         raise InputError(f"{path}: cannot read the catalogue ({exc})") from None
 
 
-def _column(table, name, what):
+def _column(table, columns: ColumnMap, field: str):
+    """The catalogue column that ``columns.<field>`` names; the error names the option
+    that sets it (``--col-<field>``, the CLI's options are made from the same fields)."""
+    name = getattr(columns, field)
     if name not in table.colnames:
-        raise InputError(f"catalogue has no column {name!r} for the {what}; it has "
-                         f"{', '.join(table.colnames[:12])}... (set it with --col-{what})")
+        raise InputError(f"catalogue has no column {name!r} for the {field.replace('_', ' ')};"
+                         f" it has {', '.join(table.colnames[:12])}... (set it with "
+                         f"--col-{field.replace('_', '-')})")
     return table[name]
 
 
@@ -148,7 +152,7 @@ def core_coordinates(table, columns: ColumnMap) -> SkyCoord:
     A row whose position is blank, unreadable or off the sphere gets NaN coordinates
     (see :func:`validate_rows`), never an exception for the whole catalogue.
     """
-    ra, dec = _column(table, columns.ra, "ra"), _column(table, columns.dec, "dec")
+    ra, dec = _column(table, columns, "ra"), _column(table, columns, "dec")
     if ra.dtype.kind in "US":
         try:
             return SkyCoord(list(ra), list(dec), unit=(u.hourangle, u.deg), frame="icrs")
@@ -184,6 +188,22 @@ def _quantity(column, default_unit):
     return _floats(column) * unit
 
 
+def check_columns(table, columns: ColumnMap, options) -> None:
+    """Refuse, before any work, a catalogue without the columns the correction needs or
+    whose density column is not a density (one line naming the --col-* option)."""
+    _column(table, columns, "ra")
+    _column(table, columns, "dec")
+    _column(table, columns, f"radius_{options.radius}")
+    density = _column(table, columns, "density")
+    unit = density.unit if getattr(density, "unit", None) is not None \
+        else columns.density_unit
+    try:
+        u.Unit(unit).to(u.cm**-3)
+    except (ValueError, TypeError, u.UnitsError):
+        raise InputError(f"catalogue column {columns.density!r} has unit {str(unit)!r}, not a "
+                         "number density: set the right column with --col-density") from None
+
+
 #: Largest core radius taken as a core (pc); dense cores are 0.01-0.1 pc, clumps ~1 pc.
 MAX_RADIUS_PC = 2.0
 
@@ -206,8 +226,8 @@ def validate_rows(table, coords: SkyCoord, radius_pc: np.ndarray) -> np.ndarray:
 
 def core_radius_pc(table, radius: str, columns: ColumnMap) -> np.ndarray:
     """The cores' ``radius`` ('observed' or 'deconvolved') in pc."""
-    name = columns.radius_observed if radius == "observed" else columns.radius_deconvolved
-    return _quantity(_column(table, name, "radius"), columns.radius_unit).to_value(u.pc)
+    return _quantity(_column(table, columns, f"radius_{radius}"),
+                     columns.radius_unit).to_value(u.pc)
 
 
 def core_mass_msun(n_h, radius_pc):
@@ -437,7 +457,7 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
     keep = status == "ok"
     pct[:, ~keep] = np.nan
 
-    density = _quantity(_column(table, columns.density, "density"), columns.density_unit)
+    density = _quantity(_column(table, columns, "density"), columns.density_unit)
     n_cat_h = density.to_value(u.cm**-3) * SPECIES_FACTOR[columns.density_species]
     mass_new = core_mass_msun(pct[0], radius_pc)
 
@@ -481,12 +501,12 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
 def _selected(table, options: CorrectionOptions, columns: ColumnMap) -> np.ndarray:
     keep = np.ones(len(table), dtype=bool)
     if options.types:
-        keep &= np.isin(np.asarray(_column(table, columns.core_type, "type")), options.types)
+        keep &= np.isin(np.asarray(_column(table, columns, "core_type")), options.types)
     if options.max_alpha_be is not None:
-        keep &= np.asarray(_column(table, columns.alpha_be, "alpha-be"), float) \
+        keep &= np.asarray(_column(table, columns, "alpha_be"), float) \
             <= options.max_alpha_be
     if options.exclude_comments:
-        comments = np.asarray(_column(table, columns.comment, "comment")).astype(str)
+        comments = np.asarray(_column(table, columns, "comment")).astype(str)
         for text in options.exclude_comments:
             keep &= np.char.find(np.char.lower(comments), text.lower()) < 0
     return keep
@@ -499,7 +519,7 @@ def write_outputs(result: Table, prefix, *, columns: ColumnMap = ColumnMap(), ov
     All five or none: they are written to temporaries and renamed only when all are
     complete. None of them may be one of the ``inputs`` (the map, the catalogue).
     """
-    from .write import atomic_group, check_output_path
+    from .write import ascii_text, atomic_group, check_output_path
 
     prefix = Path(prefix)
     paths = {k: Path(f"{prefix}{k}") for k in (".ecsv", ".fits", ".reg", "_fig10.png",
@@ -513,9 +533,13 @@ def write_outputs(result: Table, prefix, *, columns: ColumnMap = ColumnMap(), ov
             table.meta[key] = "none"
     with atomic_group(paths.values()) as tmp:
         table.write(tmp[paths[".ecsv"]], format="ascii.ecsv", overwrite=True)
+        ascii_table = table.copy()
+        for name in ascii_table.colnames:  # FITS tables hold ASCII text only
+            if ascii_table[name].dtype.kind == "U":
+                ascii_table[name] = [ascii_text(str(v)) for v in ascii_table[name]]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # long meta keys become HIERARCH cards
-            table.write(tmp[paths[".fits"]], format="fits", overwrite=True)
+            ascii_table.write(tmp[paths[".fits"]], format="fits", overwrite=True)
         _write_regions(table, tmp[paths[".reg"]], columns)
         _plot_fig10(table, tmp[paths["_fig10.png"]])
         _plot_cmf(table, draws, tmp[paths["_cmf.png"]], columns)

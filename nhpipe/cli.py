@@ -355,10 +355,16 @@ def _add_catalog_options(parser, *, in_run: bool) -> None:
     group.add_argument("--exclude-comment", action="append", default=[],
                        help="skip cores whose comment contains this text (repeatable)")
     group.add_argument("--readme", help="CDS ReadMe for a VizieR .dat catalogue")
-    for field in ("name", "ra", "dec", "radius_observed", "radius_deconvolved", "density",
-                  "density_unit", "density_species", "mass", "core_type"):
-        group.add_argument(f"--col-{field.replace('_', '-')}", dest=f"col_{field}",
-                           help=f"catalogue column for {field.replace('_', ' ')}")
+    from dataclasses import fields
+
+    from .catalog import ColumnMap
+
+    # One option per field of the catalogue's column map, so that every hint the
+    # catalogue code gives (--col-<field>) names an option that exists.
+    for field in fields(ColumnMap):
+        group.add_argument(f"--col-{field.name.replace('_', '-')}", dest=f"col_{field.name}",
+                           help=f"catalogue {field.name.replace('_', ' ')} (default: "
+                           f"{field.default})")
 
 
 def _finite(value, flag, *, positive=False, upper=None) -> float:
@@ -373,9 +379,10 @@ def _finite(value, flag, *, positive=False, upper=None) -> float:
     return float(value)
 
 
-def _catalog_job(args, map_path, out_prefix) -> int:
-    from .catalog import CorrectionOptions, column_map, correct_catalog, read_catalog, \
-        write_outputs
+def _catalog_inputs(args):
+    """Everything of a catalogue job that can be checked before any map work: the options,
+    the column map and the catalogue with the columns it must have."""
+    from .catalog import CorrectionOptions, check_columns, column_map, read_catalog
     from .units import parse_column_density, parse_distance, parse_length_pc, \
         parse_number_density
 
@@ -397,6 +404,14 @@ def _catalog_job(args, map_path, out_prefix) -> int:
         max_alpha_be=args.max_alpha_be, exclude_comments=tuple(args.exclude_comment))
     columns = column_map(**{k[4:]: v for k, v in vars(args).items() if k.startswith("col_")})
     table = read_catalog(args.catalog, readme=args.readme)
+    check_columns(table, columns, options)
+    return options, columns, table
+
+
+def _catalog_job(args, map_path, out_prefix, prepared=None) -> int:
+    from .catalog import correct_catalog, write_outputs
+
+    options, columns, table = prepared or _catalog_inputs(args)
     result = correct_catalog(table, map_path, options, columns)
     paths = write_outputs(result, out_prefix, columns=columns,
                           overwrite=getattr(args, "overwrite", False),
@@ -432,9 +447,13 @@ def _cmd_catalog(args, command: str) -> int:
 def _cmd_run(args, command: str) -> int:
     from .pipeline import run_map
 
-    if args.catalog is not None and (args.ld is None) == (args.nd is None):
-        raise InputError("--catalog needs exactly one of --ld (e.g. 10pc) or --nd "
-                         "(e.g. 1e3cm-3)")
+    prepared = None
+    if args.catalog is not None:
+        if (args.ld is None) == (args.nd is None):
+            raise InputError("--catalog needs exactly one of --ld (e.g. 10pc) or --nd "
+                             "(e.g. 1e3cm-3)")
+        # The catalogue and every correction option are checked before the inference.
+        prepared = _catalog_inputs(args)
     out = run_map(
         args.input, distance=args.distance, out=args.out, species=args.species,
         bunit=args.bunit, hdu=args.hdu, beam=args.beam, model=args.model, samples=args.samples,
@@ -445,7 +464,7 @@ def _cmd_run(args, command: str) -> int:
     if not args.quiet:
         print(f"wrote {out}")
     if args.catalog is not None:
-        return _catalog_job(args, out, f"{out.with_suffix('')}_cores")
+        return _catalog_job(args, out, f"{out.with_suffix('')}_cores", prepared)
     return 0
 
 

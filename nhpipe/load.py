@@ -179,6 +179,10 @@ def _normalise_input(source, *, hdu):
 
 def _read_path(path: Path, *, hdu):
     name = path.name
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a FITS file")
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: is not a regular file (a FIFO or device?)")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:

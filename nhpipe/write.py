@@ -207,7 +207,19 @@ def atomic_group(outs):
                 os.unlink(tmp)
 
 
+def ascii_text(value):
+    """FITS header text is ASCII: other characters (a file name in any script, a line
+    break in a path) become backslash escapes, so a provenance card holds any path."""
+    if isinstance(value, tuple):
+        return tuple(ascii_text(v) for v in value)
+    if isinstance(value, str):
+        return value.encode("ascii", "backslashreplace").decode("ascii") \
+            .replace("\n", "\\n").replace("\r", "\\r")
+    return value
+
+
 def _add_cards(header: fits.Header, cards: dict) -> None:
+    cards = {key: ascii_text(value) for key, value in cards.items()}
     for key, value in cards.items():
         if key in ("HISTORY", "COMMENT"):
             for line in value:

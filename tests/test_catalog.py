@@ -291,3 +291,16 @@ class TestBadRows:
         assert result["invalid_reason"][1] == "position"
         # A blank catalogued density stays blank: no 0, no infinite ratio.
         assert np.isnan(result["n_cat_h"][0]) and not np.isfinite(result["log_ratio"][0])
+
+
+def test_non_ascii_names_and_no_name_column(tmp_path):
+    path = _nhpipe_file(tmp_path / "map.fits")
+    cores = _cores([85.5, 85.5], [-1.0, -1.0])
+    cores["name"] = ["c\u0153ur-1", "\u6838-2"]
+    result = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
+    paths = write_outputs(result, tmp_path / "out")
+    assert list(Table.read(paths[".ecsv"])["name"]) == ["c\u0153ur-1", "\u6838-2"]
+    assert len(Table.read(paths[".fits"])) == 2
+    del cores["name"]
+    result = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
+    write_outputs(result, tmp_path / "anon")

@@ -232,3 +232,34 @@ class TestResources:
     def test_cli_huge_samples(self, run_cli, tmp_path, write_map):
         check_refused(run_cli, tmp_path, [write_map(), *GOOD, "--samples", "10000000"],
                       "lower --samples")
+
+
+class TestMoreDefects:
+    def test_directory_and_fifo_inputs(self, run_cli, tmp_path):
+        import os
+
+        folder = tmp_path / "maps.fits"
+        folder.mkdir()
+        check_refused(run_cli, tmp_path, [folder, *GOOD], "is a directory")
+        fifo = tmp_path / "pipe.fits"
+        os.mkfifo(fifo)
+        check_refused(run_cli, tmp_path, [fifo, *GOOD], "not a regular file")
+
+    def test_non_ascii_input_name(self, run_cli, tmp_path, write_map):
+        path = write_map(name="Orion_B_\u00e9t\u00e9_\u2605.fits")
+        out = tmp_path / "r\u00e9sultat.fits"
+        status, _, err = run_cli("run", path, *GOOD, "--model", "powerlaw", "--out", out,
+                                 "--quiet")
+        assert status == 0, err
+        header = fits.getheader(out, "MEAN")
+        assert "Orion_B_" in header["INFILE"] and header["INFILE"].isascii()
+
+    def test_missing_catalogue_checked_before_the_map(self, run_cli, tmp_path, write_map):
+        path = write_map()
+        out = tmp_path / "old.fits"
+        out.write_bytes(b"previous result")
+        status, _, err = run_cli("run", path, *GOOD, "--model", "powerlaw", "--out", out,
+                                 "--overwrite", "--quiet", "--catalog", tmp_path / "nope.ecsv",
+                                 "--ld", "10pc")
+        assert status == 2 and "no such catalogue" in err
+        assert out.read_bytes() == b"previous result"

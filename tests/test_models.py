@@ -232,3 +232,22 @@ def test_library_leaves_global_random_state_alone():
     load_model("cinn")
     assert np.random.randint(1 << 30) == np.random.RandomState(123).randint(1 << 30)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
+
+
+def test_calibrate_card_is_what_load_model_applies(tiny_data, tmp_path):
+    from nhpipe.calibrate import calibrate_card
+    from nhpipe.cards import read_card
+    from nhpipe.cli import main
+
+    train("unet", tiny_data, tmp_path / "unet", epochs=1, batch_size=4, device="cpu", crop=32,
+          config=TINY["unet"])
+    report = calibrate_card("unet", [tiny_data], stem=tmp_path / "unet", regions=2, samples=8,
+                            device="cpu")
+    card = read_card(tmp_path / "unet")
+    assert card["config"]["spread"] == report["spread"] == card["calibration"]["spread"]
+    assert load_model("unet", path=tmp_path / "unet").config.spread == report["spread"]
+    # The CLI goes through the same function: a second fit starts from the stored spread.
+    assert main(["calibrate", "--model", "unet", "--data", str(tiny_data), "--path",
+                 str(tmp_path / "unet"), "--regions", "2", "--samples", "8",
+                 "--device", "cpu"]) == 0
+    assert read_card(tmp_path / "unet")["calibration"]["data"] == ["tiny.h5"]

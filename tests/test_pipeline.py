@@ -130,3 +130,23 @@ def test_shipped_networks_on_perseus(run_cli, tmp_path, model):
     # Perseus B5 is a Gould Belt cloud: <n_H>_m of 10 to 1e5 cm-3.
     assert 1.0 < np.nanmin(mean) and np.nanmax(mean) < 5.5
     assert (hdul["STD"].data[np.isfinite(mean)] > 0).all()
+
+
+@pytest.mark.parametrize("kind, beam_arcsec, distance_pc, pixel_arcsec", [
+    ("plain", 18.2, 400, 3.0),        # HGBS-like
+    ("galactic", 36.3, 2000, 11.5),   # Hi-GAL-like
+])
+def test_survey_like_maps_with_shipped_unet(run_cli, write_map, tmp_path, kind, beam_arcsec,
+                                            distance_pc, pixel_arcsec):
+    path = write_map((64, 72), kind=kind, pixel_arcsec=pixel_arcsec,
+                     extra={"BMAJ": beam_arcsec / 3600, "BMIN": beam_arcsec / 3600})
+    out = tmp_path / "res.fits"
+    status, _, err = run_cli("run", path, "--distance", f"{distance_pc}pc", "--species", "H2",
+                             "--model", "unet", "--samples", "4", "--out", out, "--quiet")
+    assert status == 0, err
+    header = fits.getheader(out, "MEAN")
+    pixel_arcsec_model = header["PIXPC"] / distance_pc * 206264.806
+    if "BEAMPX" in header:  # beam-conditioned weights record the beam they were given
+        assert header["BEAMSRC"] == "header BMAJ/BMIN"
+        assert header["BEAMPX"] == pytest.approx(beam_arcsec / pixel_arcsec_model, rel=1e-3)
+    assert np.isfinite(fits.getdata(out, "MEAN")).all()
