@@ -32,15 +32,15 @@ BEAM_WARN_PIXELS = 3.0
 OUTPUT_GRIDS = ("input", "model")
 
 _PLANE_DOC = {
-    "MEAN": ("log(cm-3)", "mean of log10 <n_H>_m samples"),
-    "MODE": ("log(cm-3)", "half-sample mode of log10 <n_H>_m samples"),
+    "MEAN": ("dex(cm-3)", "mean of log10 <n_H>_m samples"),
+    "MODE": ("dex(cm-3)", "half-sample mode of log10 <n_H>_m samples"),
     "STD": ("dex", "standard deviation of log10 <n_H>_m samples"),
     "ENTROPY": ("", "exp(Shannon entropy) of 0.1-dex histogram, in bins"),
-    "Q02_5": ("log(cm-3)", "2.5% quantile of log10 <n_H>_m"),
-    "Q16": ("log(cm-3)", "16% quantile of log10 <n_H>_m"),
-    "Q50": ("log(cm-3)", "median of log10 <n_H>_m"),
-    "Q84": ("log(cm-3)", "84% quantile of log10 <n_H>_m"),
-    "Q97_5": ("log(cm-3)", "97.5% quantile of log10 <n_H>_m"),
+    "Q02_5": ("dex(cm-3)", "2.5% quantile of log10 <n_H>_m"),
+    "Q16": ("dex(cm-3)", "16% quantile of log10 <n_H>_m"),
+    "Q50": ("dex(cm-3)", "median of log10 <n_H>_m"),
+    "Q84": ("dex(cm-3)", "84% quantile of log10 <n_H>_m"),
+    "Q97_5": ("dex(cm-3)", "97.5% quantile of log10 <n_H>_m"),
 }
 
 

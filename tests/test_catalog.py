@@ -120,7 +120,7 @@ def _nhpipe_file(path, shape=(200, 200), nh=2e22, blank_cols=0):
     planes = [Plane("NH", np.full(shape, nh), "cm-2", "")]
     spread = dict(zip(["Q02_5", "Q16", "Q50", "Q84", "Q97_5"], [-0.4, -0.2, 0.0, 0.2, 0.4]))
     for name, offset in spread.items():
-        planes.append(Plane(name, np.full(shape, LOG_NM + offset), "log(cm-3)", ""))
+        planes.append(Plane(name, np.full(shape, LOG_NM + offset), "dex(cm-3)", ""))
     if blank_cols:
         for p in planes:
             p.data[:, :blank_cols] = np.nan

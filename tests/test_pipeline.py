@@ -47,7 +47,14 @@ class TestRun:
         assert np.isfinite(hdul["MEAN"].data).all()
         assert (hdul["Q16"].data <= hdul["Q50"].data + 1e-6).all()
         assert (hdul["Q50"].data <= hdul["Q84"].data + 1e-6).all()
-        assert hdul["MEAN"].header["BUNIT"] == "log(cm-3)"
+        assert hdul["MEAN"].header["BUNIT"] == "dex(cm-3)"
+        # Every image HDU loads in astropy with its unit.
+        import astropy.units as u
+        from astropy.nddata import CCDData
+
+        for hdu in hdul[1:]:
+            u.Unit(hdu.header["BUNIT"])
+            assert CCDData.read(out, hdu=hdu.name).unit == u.Unit(hdu.header["BUNIT"])
         assert hdul["NH"].header["BUNIT"] == "cm-2"
 
     def test_model_grid_and_seed(self, run_cli, write_map, tmp_path):
