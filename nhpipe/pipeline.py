@@ -156,6 +156,9 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, b
     grid_wcs, grid_shape = model_grid(cmap.wcs, cmap.shape, pixel_pc=estimator.pixel_pc,
                                       distance_pc=distance_pc)
     batch_size = check_memory(cmap.shape, grid_shape, int(samples), name=cmap.name)
+    out_shape = cmap.shape if output_grid == "input" else grid_shape
+    check_output_path(out, inputs=[source] if is_path else [], overwrite=overwrite,
+                      size_bytes=(len(STATISTICS) + 2) * 4 * int(np.prod(out_shape)))
     nh_grid, _ = resample(cmap.nh, cmap.wcs, grid_wcs, grid_shape)
     if not np.isfinite(nh_grid).any():
         raise InputError(f"{cmap.name}: no valid pixel left on the model grid")

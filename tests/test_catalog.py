@@ -217,6 +217,18 @@ class TestApply:
                                  "400pc", "--out", tmp_path / "res2")
         assert status == 2 and "--ld" in err and len(err.strip().splitlines()) == 1
 
+    def test_density_unit_not_a_density(self, run_cli, tmp_path):
+        path = _nhpipe_file(tmp_path / "map.fits")
+        cores = _cores([85.5], [-1.0])
+        cores["n_h2_ave_obs"].unit = "pc"
+        cores.write(tmp_path / "c.ecsv")
+        status, _, err = run_cli("catalog", path, tmp_path / "c.ecsv", "--distance", "400pc",
+                                 "--ld", "10pc", "--out", tmp_path / "res")
+        assert status == 2 and "not a number density" in err and "--col-density" in err
+        status, _, err = run_cli("catalog", path, tmp_path / "c.ecsv", "--distance", "400pc",
+                                 "--ld", "10pc", "--out", tmp_path / "res", "--col-ra", "RAJ")
+        assert status == 2 and "--col-ra" in err
+
     def test_never_overwrites_its_input_catalogue(self, run_cli, tmp_path):
         path = _nhpipe_file(tmp_path / "map.fits")
         _cores([85.5], [-1.0]).write(tmp_path / "c.ecsv")
