@@ -39,7 +39,7 @@ def card_path(stem) -> Path:
 
 def write_card(stem, card: dict) -> dict:
     """Write ``stem.json`` atomically with its ``card_sha256``; returns the card written."""
-    from .write import atomic_path
+    from ._write import atomic_path
 
     card = {k: v for k, v in card.items() if k != "card_sha256"}
     card["card_sha256"] = card_checksum(card)

@@ -519,7 +519,7 @@ def write_outputs(result: Table, prefix, *, columns: ColumnMap = ColumnMap(), ov
     All five or none: they are written to temporaries and renamed only when all are
     complete. None of them may be one of the ``inputs`` (the map, the catalogue).
     """
-    from .write import ascii_text, atomic_group, check_output_path
+    from ._write import ascii_text, atomic_group, check_output_path
 
     prefix = Path(prefix)
     paths = {k: Path(f"{prefix}{k}") for k in (".ecsv", ".fits", ".reg", "_fig10.png",

@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("map", metavar="NHPIPE_OUTPUT.fits", help="output of nhpipe run")
     cat.add_argument("catalog", metavar="CATALOGUE",
                      help="HGBS archive table, VizieR .dat (with --readme), FITS, VOTable, ECSV")
-    cat.add_argument("--distance", help="distance of the cloud, e.g. 400pc (required)")
+    cat.add_argument("--distance", help="distance of the cloud, e.g. 400pc (default: the "
+                     "map's DISTPC; a different value is refused)")
     cat.add_argument("--out", help="output prefix (default: CATALOGUE stem + _nhpipe)")
     cat.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     _add_catalog_options(cat, in_run=False)
@@ -379,11 +380,11 @@ def _finite(value, flag, *, positive=False, upper=None) -> float:
     return float(value)
 
 
-def _catalog_inputs(args):
+def _catalog_inputs(args, distance_pc: float):
     """Everything of a catalogue job that can be checked before any map work: the options,
     the column map and the catalogue with the columns it must have."""
     from .catalog import CorrectionOptions, check_columns, column_map, read_catalog
-    from .units import parse_column_density, parse_distance, parse_length_pc, \
+    from .units import parse_column_density, parse_length_pc, \
         parse_number_density
 
     if (args.ld is None) == (args.nd is None):
@@ -395,7 +396,7 @@ def _catalog_inputs(args):
         raise InputError(f"--types must be integers like 2 or 1,2, got {args.types!r}") from None
     taper = parse_column_density(args.taper, what="--taper") if args.taper else None
     options = CorrectionOptions(
-        distance_pc=parse_distance(args.distance),
+        distance_pc=distance_pc,
         l_d_pc=parse_length_pc(args.ld, what="--ld") if args.ld else None,
         n_d=parse_number_density(args.nd, what="--nd") if args.nd else None,
         radius=args.radius, lc_factor=_finite(args.lc_factor, "--lc-factor", positive=True),
@@ -408,10 +409,10 @@ def _catalog_inputs(args):
     return options, columns, table
 
 
-def _catalog_job(args, map_path, out_prefix, prepared=None) -> int:
+def _catalog_job(args, map_path, out_prefix, prepared) -> int:
     from .catalog import correct_catalog, write_outputs
 
-    options, columns, table = prepared or _catalog_inputs(args)
+    options, columns, table = prepared
     result = correct_catalog(table, map_path, options, columns)
     paths = write_outputs(result, out_prefix, columns=columns,
                           overwrite=getattr(args, "overwrite", False),
@@ -438,14 +439,18 @@ def _catalog_summary(result) -> str:
 def _cmd_catalog(args, command: str) -> int:
     from pathlib import Path
 
+    from .api import map_distance
+
     if not Path(args.map).is_file():
         raise InputError(f"{args.map}: no such nhpipe output")
     prefix = args.out or f"{Path(args.catalog).stem}_nhpipe"
-    return _catalog_job(args, args.map, prefix)
+    prepared = _catalog_inputs(args, map_distance(args.map, args.distance))
+    return _catalog_job(args, args.map, prefix, prepared)
 
 
 def _cmd_run(args, command: str) -> int:
     from .pipeline import run_map
+    from .units import parse_distance
 
     prepared = None
     if args.catalog is not None:
@@ -453,7 +458,7 @@ def _cmd_run(args, command: str) -> int:
             raise InputError("--catalog needs exactly one of --ld (e.g. 10pc) or --nd "
                              "(e.g. 1e3cm-3)")
         # The catalogue and every correction option are checked before the inference.
-        prepared = _catalog_inputs(args)
+        prepared = _catalog_inputs(args, parse_distance(args.distance))
     out = run_map(
         args.input, distance=args.distance, out=args.out, species=args.species,
         bunit=args.bunit, hdu=args.hdu, beam=args.beam, model=args.model, samples=args.samples,

@@ -151,7 +151,7 @@ def make_dataset(out, *, n_cubes: int, family: str = TRAINING_FAMILY, seed: int 
         :func:`nhpipe.sims.observe.observe`); the other families draw theirs per region.
     """
     from .sims.families import FAMILIES
-    from .write import atomic_path, check_output_path
+    from ._write import atomic_path, check_output_path
 
     if family != "v1" and family not in FAMILIES:
         raise InputError(f"--family must be one of {', '.join(['v1', *FAMILIES])}, "

@@ -112,7 +112,7 @@ def _plot(maps: dict, meta: dict, png, title) -> None:
     from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure
 
-    from .write import atomic_path
+    from ._write import atomic_path
 
     fig = Figure(figsize=(18, 8.5))
     axes = fig.subplots(2, 4)

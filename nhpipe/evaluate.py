@@ -250,7 +250,7 @@ def _cell(m: dict) -> str:
 
 def write_results(result: dict, prefix) -> tuple[Path, Path]:
     """Write ``PREFIX.json`` and ``PREFIX.md``."""
-    from .write import atomic_path
+    from ._write import atomic_path
 
     prefix = Path(prefix)
     paths = prefix.with_suffix(".json"), prefix.with_suffix(".md")

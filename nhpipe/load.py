@@ -14,7 +14,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import wcs_to_celestial_frame
 
 from .errors import InputError, one_line
-from .write import sha256_file
+from ._write import sha256_file
 from .units import SPECIES_FACTOR, normalise_species, parse_column_unit, species_from_header
 
 #: Largest fraction of non-positive pixels that is masked with a warning; more is an error.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from astropy.io import fits
 from tqdm.auto import tqdm
 
 from . import __version__
@@ -23,7 +24,7 @@ from .regrid import model_grid, resample
 from .summarise import STATISTICS, summarise
 from .tiling import DEFAULT_STRIDE, coverage, fill_blanks, plan_tiles, stitch, tile
 from .units import parse_angle_arcsec, parse_distance, pixel_scale_deg
-from .write import Plane, check_output_path, write_planes
+from ._write import Plane, check_output_path, planes_hdulist, write_hdulist
 
 #: A beam wider than this many model pixels gets a warning (models trained on one beam).
 BEAM_WARN_PIXELS = 3.0
@@ -102,32 +103,66 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, b
             device="auto", seed=0, overwrite=False, progress=False, command=None) -> Path:
     """Turn a column-density map into a FITS file of <n_H>_m statistics.
 
+    :func:`estimate`, then the file written atomically; the output path is checked
+    before any work (and its free disk once the output's size is known).
+
     Parameters
     ----------
-    source : path or any input accepted by :func:`nhpipe.load.load_map`
-        N(H2) or N_H map.
-    distance : str, float or Quantity
-        Distance to the cloud (``'400pc'``; a bare number is in pc).
+    source, distance, species, bunit, hdu, beam, model, samples, output_grid, stride,
+    device, seed, progress, command
+        As for :func:`estimate`.
     out : path, optional
         Output FITS; default :func:`default_output`.
-    species, bunit, hdu
-        Passed to :func:`nhpipe.load.load_map`.
-    beam : str, float or Quantity, optional
-        Beam FWHM of the map (``'18.2arcsec'``; a number is in arcsec); by default from
-        the header's BMAJ/BMIN. Beam-conditioned networks need one of the two.
+    overwrite : bool
+        Replace an existing output (never an input).
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    out = Path(out) if out is not None else default_output(source, model)
+    inputs = [source] if isinstance(source, (str, os.PathLike)) else []
+    check_output_path(out, inputs=inputs, overwrite=overwrite)
+
+    def before_work(shape):
+        check_output_path(out, inputs=inputs, overwrite=overwrite,
+                          size_bytes=(len(STATISTICS) + 2) * 4 * int(np.prod(shape)))
+
+    hdul = estimate(source, distance=distance, species=species, bunit=bunit, hdu=hdu,
+                    beam=beam, model=model, samples=samples, output_grid=output_grid,
+                    stride=stride, device=device, seed=seed, progress=progress,
+                    command=command, _before_work=before_work)
+    return write_hdulist(out, hdul, overwrite=overwrite, inputs=inputs)
+
+
+def estimate(data, *, distance, species=None, beam=None, model="unet", samples=16, seed=0,
+             device="auto", output_grid="input", stride=DEFAULT_STRIDE, bunit=None, hdu=None,
+             progress=False, command=None, _before_work=None) -> fits.HDUList:
+    """<n_H>_m statistics of a column-density map, as an HDUList (nothing is written).
+
+    Parameters
+    ----------
+    data : path, HDU, HDUList, NDData or (array, WCS or Header)
+        N(H2) or N_H map (see :func:`nhpipe.load.load_map`).
+    distance : str, Quantity or float
+        Distance to the cloud (``'400pc'``, ``400 * u.pc``; a number is in pc).
+    species : {'H2', 'H'}, optional
+        Required unless the header says.
+    beam : str, Quantity or float, optional
+        Beam FWHM (``'18.2arcsec'``; a number is in arcsec); default BMAJ/BMIN.
     model : str
-        Registered model name.
+        Registered model name (:func:`nhpipe.models.available`).
     samples : int
         Samples of <n_H>_m per patch (>= 1).
+    seed : int
+        Seed of the random generator: the same seed gives the same values.
+    device : {'auto', 'cpu', 'cuda'}
     output_grid : {'input', 'model'}
-        Write on the input's grid (same shape and WCS) or on the model's.
+        The input's grid (same shape and WCS) or the model's.
     stride : int
         Step between 128-px patches, in model pixels.
-    device : {'auto', 'cpu', 'cuda'}
-    seed : int
-        Seed of the random generator: the same seed gives the same file contents.
-    overwrite : bool
-        Replace an existing output.
+    bunit, hdu
+        Passed to :func:`nhpipe.load.load_map`.
     progress : bool
         Progress bar over patches.
     command : str, optional
@@ -135,7 +170,10 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, b
 
     Returns
     -------
-    Path of the written file.
+    astropy.io.fits.HDUList
+        An empty primary HDU with the provenance, then MEAN, MODE, STD, ENTROPY, Q02_5,
+        Q16, Q50, Q84, Q97_5 (log10 <n_H>_m statistics), NH and COVERAGE, each with the
+        chosen grid's celestial WCS, BUNIT and the provenance cards.
     """
     # Every option is checked before any work, so a bad one costs nothing.
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
@@ -145,20 +183,16 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, b
     _check_stride(stride)
     distance_pc = parse_distance(distance)
     torch_device = resolve_device(device)
-    out = Path(out) if out is not None else default_output(source, model)
-    is_path = isinstance(source, (str, os.PathLike))
-    check_output_path(out, inputs=[source] if is_path else [], overwrite=overwrite)
     estimator = load_model(model, device=torch_device)
 
     beam_arcsec = parse_angle_arcsec(beam) if beam is not None else None
-    cmap = load_map(source, hdu=hdu, species=species, bunit=bunit)
+    cmap = load_map(data, hdu=hdu, species=species, bunit=bunit)
     beam_px, beam_source = _map_beam(cmap, beam_arcsec, estimator, distance_pc)
     grid_wcs, grid_shape = model_grid(cmap.wcs, cmap.shape, pixel_pc=estimator.pixel_pc,
                                       distance_pc=distance_pc)
     batch_size = check_memory(cmap.shape, grid_shape, int(samples), name=cmap.name)
-    out_shape = cmap.shape if output_grid == "input" else grid_shape
-    check_output_path(out, inputs=[source] if is_path else [], overwrite=overwrite,
-                      size_bytes=(len(STATISTICS) + 2) * 4 * int(np.prod(out_shape)))
+    if _before_work is not None:
+        _before_work(cmap.shape if output_grid == "input" else grid_shape)
     nh_grid, _ = resample(cmap.nh, cmap.wcs, grid_wcs, grid_shape)
     if not np.isfinite(nh_grid).any():
         raise InputError(f"{cmap.name}: no valid pixel left on the model grid")
@@ -190,7 +224,7 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, b
     if beam_px is not None:
         provenance["BEAMPX"] = (round(beam_px, 4), "[model px] beam FWHM on the model grid")
         provenance["BEAMSRC"] = (beam_source, "where the beam came from")
-    return write_planes(out, planes, wcs, provenance, overwrite=overwrite)
+    return planes_hdulist(planes, wcs, provenance)
 
 
 #: Peak bytes per pixel of the input grid and of the model grid during a run, and the

@@ -22,7 +22,7 @@ from .data import RegionDataset, load_meta, load_split
 from .errors import InputError
 from .models import NETWORKS, build_network, resolve_device
 from .models._common import Normaliser, save_network
-from .write import sha256_file
+from ._write import sha256_file
 
 #: Networks trained with an exponential moving average of their weights (as the poster).
 EMA_MODELS = {"cinn", "ddpm"}
@@ -160,7 +160,7 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
                    "rows": json.dumps(state["rows"])}
         if ema is not None:
             payload["ema"] = ema.shadow
-        from .write import atomic_path
+        from ._write import atomic_path
 
         with atomic_path(ckpt_path) as tmp:
             torch.save(payload, tmp)
@@ -310,7 +310,7 @@ def _device_name(device: torch.device) -> str:
 
 
 def _write_curves(out: Path, rows):
-    from .write import atomic_path
+    from ._write import atomic_path
 
     with atomic_path(out.with_suffix(".csv")) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, ["step", "epoch", "train_loss", "val_loss", "elapsed_s"])

@@ -9,7 +9,7 @@ from nhpipe.catalog import ColumnMap, CorrectionOptions, core_coordinates, corre
 from nhpipe.errors import InputError
 from nhpipe.load import NhpipeWarning
 from nhpipe.units import PC_CM
-from nhpipe.write import Plane, write_planes
+from nhpipe._write import Plane, write_planes
 
 from .conftest import SHARED, make_header
 

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from ..cards import write_card
 from ..errors import InputError
-from ..write import sha256_file
+from .._write import sha256_file
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Normaliser:
 
 def save_network(model: torch.nn.Module, stem, card: dict) -> dict:
     """Write ``stem.safetensors`` and ``stem.json``; returns the card with its sha256."""
-    from ..write import atomic_path
+    from .._write import atomic_path
 
     stem = Path(stem)
     weights = stem.with_suffix(".safetensors")

@@ -104,25 +104,21 @@ def _remove_stale_temporaries(out: Path) -> None:
             pass
 
 
-def write_planes(out, planes: list[Plane], wcs: WCS, provenance: dict, *, overwrite=False):
-    """Write image planes to one FITS file: an empty primary HDU and one HDU per plane.
+def planes_hdulist(planes: list[Plane], wcs: WCS, provenance: dict) -> fits.HDUList:
+    """An empty primary HDU with the provenance cards, then one image HDU per plane.
 
-    Every HDU carries the celestial WCS, BUNIT and the provenance cards.  The file is
-    written to a temporary name in the same directory and renamed, so a crash never
-    leaves a half-written output and an existing file is replaced in one step.
+    Every image HDU carries the celestial WCS, BUNIT, EXTNAME and the provenance cards.
 
     Parameters
     ----------
-    out : path
-        Output file.
     planes : list of Plane
-        Images, each of the shape described by ``wcs``.
+        Images, each of the shape described by ``wcs`` (written as float32).
     wcs : WCS
         Celestial WCS shared by all planes.
     provenance : dict
-        FITS keyword -> value or (value, comment); long strings use CONTINUE cards.
+        FITS keyword -> value or (value, comment); long strings use CONTINUE cards, any
+        text is made ASCII (:func:`ascii_text`).
     """
-    out = check_output_path(out, overwrite=overwrite)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         wcs_header = wcs.to_header()
@@ -136,10 +132,24 @@ def write_planes(out, planes: list[Plane], wcs: WCS, provenance: dict, *, overwr
         header["COMMENT"] = plane.comment
         _add_cards(header, provenance)
         hdus.append(fits.ImageHDU(np.asarray(plane.data, dtype=np.float32), header=header))
+    return fits.HDUList(hdus)
+
+
+def write_hdulist(out, hdul: fits.HDUList, *, overwrite: bool = False, inputs=()) -> Path:
+    """Write an HDUList atomically (temporary file, then rename) with CHECKSUM/DATASUM.
+
+    ``out`` is checked first (:func:`check_output_path`): an existing file is kept
+    unless ``overwrite``, and no input is ever replaced.
+    """
+    out = check_output_path(out, inputs=inputs, overwrite=overwrite)
     with atomic_path(out) as tmp:
-        fits.HDUList(hdus).writeto(tmp, overwrite=True, output_verify="exception",
-                                   checksum=True)
+        hdul.writeto(tmp, overwrite=True, output_verify="exception", checksum=True)
     return out
+
+
+def write_planes(out, planes: list[Plane], wcs: WCS, provenance: dict, *, overwrite=False):
+    """:func:`planes_hdulist` written by :func:`write_hdulist`; returns the path."""
+    return write_hdulist(out, planes_hdulist(planes, wcs, provenance), overwrite=overwrite)
 
 
 def sha256_file(path) -> str:

@@ -1,0 +1,102 @@
+"""The Python API for notebooks and scripts: ``nhpipe.estimate``, ``nhpipe.write`` and
+``nhpipe.correct_catalog``. The CLI runs the same functions underneath."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from astropy.io import fits
+
+from .errors import InputError
+
+
+def write(hdul: fits.HDUList, path, overwrite: bool = False) -> Path:
+    """Write an HDUList from :func:`nhpipe.estimate` atomically, with checksums.
+
+    An existing file is kept unless ``overwrite=True``; directories, FIFOs, devices and
+    dangling links are refused.
+    """
+    from ._write import write_hdulist
+
+    if not isinstance(hdul, fits.HDUList):
+        raise InputError(f"hdul must be an astropy.io.fits.HDUList, got {type(hdul).__name__}")
+    return write_hdulist(path, hdul, overwrite=overwrite)
+
+
+def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
+                    radius="observed", lc_factor=2.0, lc_spread=0.25, ld_scatter=0.3,
+                    taper=None, columns=None, seed=0, n_draws=1000):
+    """Corrected core densities (A.3 with ``ld`` or A.4 with ``nd``) on an nhpipe result.
+
+    Parameters
+    ----------
+    result : path or HDUList
+        Output of ``nhpipe run`` or :func:`nhpipe.estimate`.
+    catalogue : path or astropy.table.Table
+        Core catalogue (see :func:`nhpipe.catalog.read_catalog`).
+    distance : str, Quantity or float, optional
+        Distance to the cloud; by default the result's DISTPC. A value that contradicts
+        DISTPC is refused.
+    ld, nd : str, Quantity or float
+        Exactly one: the diffuse depth (``'10pc'``) or density (``'1e3cm-3'``).
+    radius, lc_factor, lc_spread, ld_scatter, taper, seed, n_draws
+        See :class:`nhpipe.catalog.CorrectionOptions`.
+    columns : dict, optional
+        Catalogue column names overriding :class:`nhpipe.catalog.ColumnMap`'s defaults.
+
+    Returns
+    -------
+    astropy.table.Table
+        The catalogue with the measured and corrected columns (units attached).
+    """
+    from astropy.table import Table
+
+    from .catalog import CorrectionOptions, check_columns, column_map, read_catalog
+    from .catalog import correct_catalog as _correct
+    from .units import parse_column_density, parse_length_pc, \
+        parse_number_density
+
+    if (ld is None) == (nd is None):
+        raise InputError("give exactly one of ld (diffuse depth, A.3) or nd (diffuse "
+                         "density, A.4), e.g. ld='10pc'")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "result.fits"
+        if isinstance(result, fits.HDUList):
+            result.writeto(path)
+        else:
+            path = Path(result)
+        distance_pc = map_distance(path, distance)
+        options = CorrectionOptions(
+            distance_pc=distance_pc,
+            l_d_pc=parse_length_pc(ld, what="ld") if ld is not None else None,
+            n_d=parse_number_density(nd, what="nd") if nd is not None else None,
+            radius=radius, lc_factor=lc_factor, lc_spread=lc_spread, ld_dex=ld_scatter,
+            nh_taper=parse_column_density(taper, what="taper") if taper else None,
+            seed=seed, n_draws=n_draws)
+        cols = column_map(**(columns or {}))
+        table = catalogue if isinstance(catalogue, Table) else read_catalog(catalogue)
+        check_columns(table, cols, options)
+        out = _correct(table, path, options, cols)
+        out.meta.pop("_nc_draws", None)
+        return out
+
+
+def map_distance(path, distance=None) -> float:
+    """The distance (pc) of an nhpipe output: its DISTPC card, or ``distance`` if given;
+    both given and different by more than 0.1 % is an error."""
+    from .units import parse_distance
+
+    try:
+        recorded = fits.getheader(path, 0).get("DISTPC")
+    except (OSError, FileNotFoundError):
+        raise InputError(f"{path}: no such nhpipe output") from None
+    if distance is None:
+        if recorded is None:
+            raise InputError(f"{path}: no DISTPC card: give the distance, e.g. 400pc")
+        return float(recorded)
+    value = parse_distance(distance)
+    if recorded is not None and abs(value / float(recorded) - 1) > 1e-3:
+        raise InputError(f"distance {distance!r} contradicts the map's DISTPC = "
+                         f"{float(recorded):g} pc (the distance its pixels were made for)")
+    return value
