@@ -100,14 +100,13 @@ def resample(image: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[int,
     method = reproject_exact if scale_out >= scale_in else reproject_interp
     shape_out = tuple(shape_out)
 
-    def run(values):
-        out, _ = method((values, wcs_in), wcs_out, shape_out=shape_out)
-        return np.nan_to_num(out, nan=0.0)
-
-    valid_fraction = np.clip(run(valid.astype(np.float64)), 0.0, 1.0)
+    # The mask and every plane go through one call: reproject broadcasts over the
+    # leading axis, so the coordinate mapping between the grids is computed once.
+    stack = np.concatenate([valid[None].astype(np.float64), np.where(valid, planes, 0.0)])
+    resampled, _ = method((stack, wcs_in), wcs_out, shape_out=shape_out)
+    resampled = np.nan_to_num(resampled, nan=0.0)
+    valid_fraction = np.clip(resampled[0], 0.0, 1.0)
     keep = valid_fraction >= MIN_VALID_FRACTION
     out = np.full((len(planes),) + shape_out, np.nan)
-    for k, plane in enumerate(planes):
-        summed = run(np.where(valid, plane, 0.0))
-        out[k][keep] = summed[keep] / valid_fraction[keep]
+    out[:, keep] = resampled[1:, keep] / valid_fraction[keep]
     return (out[0] if image.ndim == 2 else out), valid_fraction

@@ -146,3 +146,23 @@ class TestModels:
         assert np.isnan(stats[:, :10]).all()
         np.testing.assert_allclose(stats[0, 10:], -29.5 + 1.5 * 21.5, rtol=1e-6)
         assert count.min() >= 1
+
+
+def test_regrid_of_a_stack_equals_plane_by_plane():
+    from astropy.wcs import WCS
+
+    from nhpipe.regrid import resample
+
+    from .conftest import make_header
+
+    rng = np.random.default_rng(0)
+    stack = rng.random((3, 50, 60)) + 1.0
+    stack[:, 10:14, 20:30] = np.nan
+    for fine, coarse in ((3.0, 10.0), (10.0, 3.0)):  # exact (down), interp (up)
+        w_in = WCS(make_header((50, 60), pixel_arcsec=fine))
+        w_out = WCS(make_header((40, 44), pixel_arcsec=coarse))
+        together, frac = resample(stack, w_in, w_out, (40, 44))
+        for k in range(3):
+            alone, frac_k = resample(stack[k], w_in, w_out, (40, 44))
+            np.testing.assert_allclose(together[k], alone, atol=1e-6, equal_nan=True)
+            np.testing.assert_allclose(frac, frac_k)
