@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from nhpipe.catalog import ColumnMap, core_coordinates, read_catalog
+from nhpipe.cores import CatalogueColumns, core_coordinates, read_catalog
 from nhpipe.sims.cloud import CELL_PC, draw_params, make_cube
 from nhpipe.sims.cores import mean_density, plummer_column, plummer_n0
 from nhpipe.sims.observe import ARCSEC_PER_RAD, herschel_like_hdu, tan_wcs, upsample
@@ -63,7 +63,7 @@ def main():
 
     distance, pixel_arcsec = 400.0, 3.0
     table = read_catalog(args.catalog)
-    coords = core_coordinates(table, ColumnMap())
+    coords = core_coordinates(table, CatalogueColumns())
     centre = densest_field(coords, args.size_deg)
 
     # The simulated cloud behind the cores (its own cores are left out).

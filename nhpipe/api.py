@@ -34,16 +34,16 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
     result : path or HDUList
         Output of ``nhpipe run`` or :func:`nhpipe.estimate`.
     catalogue : path or astropy.table.Table
-        Core catalogue (see :func:`nhpipe.catalog.read_catalog`).
+        Core catalogue (see :func:`nhpipe.cores.read_catalog`).
     distance : str, Quantity or float, optional
         Distance to the cloud; by default the result's DISTPC. A value that contradicts
         DISTPC is refused.
     ld, nd : str, Quantity or float
         Exactly one: the diffuse depth (``'10pc'``) or density (``'1e3cm-3'``).
     radius, lc_factor, lc_spread, ld_scatter, taper, seed, n_draws
-        See :class:`nhpipe.catalog.CorrectionOptions`.
+        See :class:`nhpipe.cores.CorrectionOptions`.
     columns : dict, optional
-        Catalogue column names overriding :class:`nhpipe.catalog.ColumnMap`'s defaults.
+        Catalogue column names overriding :class:`nhpipe.cores.CatalogueColumns`'s defaults.
 
     Returns
     -------
@@ -52,8 +52,8 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
     """
     from astropy.table import Table
 
-    from .catalog import CorrectionOptions, check_columns, column_map, read_catalog
-    from .catalog import correct_catalog as _correct
+    from .cores import CorrectionOptions, check_columns, column_map, read_catalog
+    from .cores import correct_catalog as _correct
     from .units import parse_column_density, parse_length_pc, \
         parse_number_density
 
@@ -77,9 +77,7 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
         cols = column_map(**(columns or {}))
         table = catalogue if isinstance(catalogue, Table) else read_catalog(catalogue)
         check_columns(table, cols, options)
-        out = _correct(table, path, options, cols)
-        out.meta.pop("_nc_draws", None)
-        return out
+        return _correct(table, path, options, cols)[0]
 
 
 def map_distance(path, distance=None) -> float:

@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", required=True, choices=["unet", "cinn", "ddpm", "powerlaw"],
                        help="network to train, or powerlaw to refit the baseline")
     train.add_argument("--data", required=True, help="HDF5 file from make-dataset")
-    train.add_argument("--out", required=True, help="output stem, e.g. runs/unet (writes runs/unet.safetensors, .json, ...)")
+    train.add_argument("--out", required=True,
+                       help="output stem, e.g. runs/unet (writes runs/unet.safetensors, .json)")
     train.add_argument("--epochs", type=int, default=20, help="passes over the training regions")
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
@@ -358,11 +359,11 @@ def _add_catalog_options(parser, *, in_run: bool) -> None:
     group.add_argument("--readme", help="CDS ReadMe for a VizieR .dat catalogue")
     from dataclasses import fields
 
-    from .catalog import ColumnMap
+    from .cores import CatalogueColumns
 
     # One option per field of the catalogue's column map, so that every hint the
     # catalogue code gives (--col-<field>) names an option that exists.
-    for field in fields(ColumnMap):
+    for field in fields(CatalogueColumns):
         group.add_argument(f"--col-{field.name.replace('_', '-')}", dest=f"col_{field.name}",
                            help=f"catalogue {field.name.replace('_', ' ')} (default: "
                            f"{field.default})")
@@ -383,7 +384,7 @@ def _finite(value, flag, *, positive=False, upper=None) -> float:
 def _catalog_inputs(args, distance_pc: float):
     """Everything of a catalogue job that can be checked before any map work: the options,
     the column map and the catalogue with the columns it must have."""
-    from .catalog import CorrectionOptions, check_columns, column_map, read_catalog
+    from .cores import CorrectionOptions, check_columns, column_map, read_catalog
     from .units import parse_column_density, parse_length_pc, \
         parse_number_density
 
@@ -410,11 +411,11 @@ def _catalog_inputs(args, distance_pc: float):
 
 
 def _catalog_job(args, map_path, out_prefix, prepared) -> int:
-    from .catalog import correct_catalog, write_outputs
+    from .cores import correct_catalog, write_outputs
 
     options, columns, table = prepared
-    result = correct_catalog(table, map_path, options, columns)
-    paths = write_outputs(result, out_prefix, columns=columns,
+    result, draws = correct_catalog(table, map_path, options, columns)
+    paths = write_outputs(result, out_prefix, draws=draws, columns=columns,
                           overwrite=getattr(args, "overwrite", False),
                           inputs=[map_path, args.catalog])
     print(_catalog_summary(result))

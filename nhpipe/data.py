@@ -126,8 +126,8 @@ def _recipe(family, *, n_cubes, seed, source, v1_options):
             [0.8, 0.1, 0.1] if family == TRAINING_FAMILY else "all in val"}
 
 
-def make_dataset(out, *, n_cubes: int, family: str = TRAINING_FAMILY, seed: int = 0, workers: int = 1,
-                 source=None, beam_arcsec=None, distance_pc: float = 400.0,
+def make_dataset(out, *, n_cubes: int, family: str = TRAINING_FAMILY, seed: int = 0,
+                 workers: int = 1, source=None, beam_arcsec=None, distance_pc: float = 400.0,
                  noise: float = 0.0, overwrite: bool = False, progress: bool = False) -> Path:
     """Simulate ``n_cubes`` clouds of a family and write their regions to an HDF5 file.
 

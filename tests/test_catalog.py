@@ -4,7 +4,7 @@ from astropy.table import Table
 from regions import Regions
 
 from nhpipe import correction
-from nhpipe.catalog import ColumnMap, CorrectionOptions, core_coordinates, correct_catalog, \
+from nhpipe.cores import CatalogueColumns, CorrectionOptions, core_coordinates, correct_catalog, \
     draw_from_quantiles, read_catalog, write_outputs
 from nhpipe.errors import InputError
 from nhpipe.load import NhpipeWarning
@@ -80,7 +80,7 @@ class TestReaders:
         data_lines = [line for line in lines if not line.startswith("|")][4:]
         assert len(table) == len([line for line in data_lines if line.strip()]) == 1844
         assert table["no"].tolist() == list(range(1, 1845))
-        coords = core_coordinates(table, ColumnMap())
+        coords = core_coordinates(table, CatalogueColumns())
         assert (coords.ra.deg > 84).all() and (coords.ra.deg < 90).all()
         assert (coords.dec.deg > -4.5).all() and (coords.dec.deg < 4.5).all()
         assert table["r_obs"].unit == "pc"
@@ -109,7 +109,7 @@ class TestReaders:
             table.write(path, format=fmt)
             back = read_catalog(path)
             assert list(back["ra"]) == pytest.approx([85.4, 85.5])
-            coords = core_coordinates(back, ColumnMap())
+            coords = core_coordinates(back, CatalogueColumns())
             assert coords[0].dec.deg == pytest.approx(-1.9)
 
 
@@ -147,7 +147,7 @@ class TestApply:
         cores = _cores([85.5, 85.5 + 0.075, 80.0], [-1.0, -1.0, 5.0])
         # Fixed model parameters: the intervals are the exact transforms of the quantiles.
         options = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0, lc_spread=0, ld_dex=0)
-        result = correct_catalog(cores, path, options)
+        result, draws = correct_catalog(cores, path, options)
         assert list(result["status"]) == ["ok", "masked", "outside"]
         assert result["nh_ap"][0] == pytest.approx(2e22)
         assert result["log_nm_q50"][0] == pytest.approx(LOG_NM)
@@ -157,7 +157,7 @@ class TestApply:
         assert result["nc_lo95"][0] < result["nc_lo68"][0]
         assert np.isnan(result["nc_med"][2]) and result["reason"][2] == -1
         assert result["nc_med"].unit == "cm-3"
-        paths = write_outputs(result, tmp_path / "out")
+        paths = write_outputs(result, tmp_path / "out", draws=draws)
         back = Table.read(paths[".ecsv"])
         assert back["nc_med"].unit == "cm-3" and len(back) == 3
         assert len(Table.read(paths[".fits"])) == 3
@@ -174,23 +174,23 @@ class TestApply:
         cores = _cores([85.5, 85.5], [-1.0, -1.0])
         cores["core_type"][1] = 3
         options = CorrectionOptions(distance_pc=400.0, n_d=100.0, types=(2,))
-        result = correct_catalog(cores, path, options)
+        result, draws = correct_catalog(cores, path, options)
         assert list(result["status"]) == ["ok", "filtered"]
 
     def test_no_core_inside(self, tmp_path):
         path = _nhpipe_file(tmp_path / "map.fits")
         with pytest.warns(NhpipeWarning, match="no core"):
-            result = correct_catalog(_cores([10.0], [10.0]), path,
+            result, draws = correct_catalog(_cores([10.0], [10.0]), path,
                                      CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
         assert list(result["status"]) == ["outside"]
-        write_outputs(result, tmp_path / "empty")
+        write_outputs(result, tmp_path / "empty", draws=draws)
 
     def test_parameter_priors_widen_the_interval(self, tmp_path):
         path = _nhpipe_file(tmp_path / "map.fits")
         cores = _cores([85.5], [-1.0])
         widths = []
         for lc_spread, ld_dex in ((0.0, 0.0), (0.25, 0.3), (0.5, 0.6)):
-            result = correct_catalog(cores, path, CorrectionOptions(
+            result, draws = correct_catalog(cores, path, CorrectionOptions(
                 distance_pc=400.0, l_d_pc=10.0, lc_spread=lc_spread, ld_dex=ld_dex, seed=3))
             assert result["status"][0] == "ok"
             widths.append(np.log10(result["nc_hi68"][0] / result["nc_lo68"][0]))
@@ -240,10 +240,10 @@ class TestApply:
         assert sorted(p.name for p in tmp_path.iterdir()) == ["c.ecsv", "map.fits"]
 
     def test_outputs_all_or_nothing(self, tmp_path, monkeypatch):
-        import nhpipe.catalog as catalog
+        import nhpipe.cores._report as catalog
 
         path = _nhpipe_file(tmp_path / "map.fits")
-        result = correct_catalog(_cores([85.5], [-1.0]), path,
+        result, draws = correct_catalog(_cores([85.5], [-1.0]), path,
                                  CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
         (tmp_path / "out.ecsv").write_text("old")
 
@@ -252,7 +252,7 @@ class TestApply:
 
         monkeypatch.setattr(catalog, "_plot_cmf", broken)
         with pytest.raises(RuntimeError):
-            write_outputs(result, tmp_path / "out", overwrite=True)
+            write_outputs(result, tmp_path / "out", overwrite=True, draws=draws)
         assert (tmp_path / "out.ecsv").read_text() == "old"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["map.fits", "out.ecsv"]
 
@@ -283,11 +283,11 @@ class TestBadRows:
         cores["r_obs"][3] = 1e6
         cores["r_obs"][4] = np.nan
         with pytest.warns(UserWarning, match="4 catalogue rows are invalid"):
-            result = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0,
+            result, draws = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0,
                                                                    l_d_pc=10.0))
         assert list(result["status"]) == ["ok", "invalid", "invalid", "invalid", "invalid"]
         assert list(result["invalid_reason"]) == ["", "position", "radius", "radius", "radius"]
-        paths = write_outputs(result, tmp_path / "out")
+        paths = write_outputs(result, tmp_path / "out", draws=draws)
         assert Table.read(paths[".ecsv"])["status"][1] == "invalid"
 
     def test_unparsable_sexagesimal_and_blank_density(self, tmp_path):
@@ -298,7 +298,7 @@ class TestBadRows:
         cores["n_h2_ave_obs"] = np.ma.masked_array([5.0, 5.0], mask=[True, False])
         cores["n_h2_ave_obs"].unit = "1e4 cm-3"
         with pytest.warns(UserWarning, match="1 catalogue rows are invalid"):
-            result = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0,
+            result, draws = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0,
                                                                    l_d_pc=10.0))
         assert result["invalid_reason"][1] == "position"
         # A blank catalogued density stays blank: no 0, no infinite ratio.
@@ -309,10 +309,10 @@ def test_non_ascii_names_and_no_name_column(tmp_path):
     path = _nhpipe_file(tmp_path / "map.fits")
     cores = _cores([85.5, 85.5], [-1.0, -1.0])
     cores["name"] = ["c\u0153ur-1", "\u6838-2"]
-    result = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
-    paths = write_outputs(result, tmp_path / "out")
+    result, draws = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
+    paths = write_outputs(result, tmp_path / "out", draws=draws)
     assert list(Table.read(paths[".ecsv"])["name"]) == ["c\u0153ur-1", "\u6838-2"]
     assert len(Table.read(paths[".fits"])) == 2
     del cores["name"]
-    result = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
-    write_outputs(result, tmp_path / "anon")
+    result, draws = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
+    write_outputs(result, tmp_path / "anon", draws=draws)

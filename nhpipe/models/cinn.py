@@ -69,7 +69,8 @@ class CINN(Network):
         import FrEIA.modules as Fm
 
         super().__init__(config, normaliser)
-        self.cond = UNet(self.in_channels, config.cond_channels, base=config.cond_base, depth=config.cond_depth)
+        self.cond = UNet(self.in_channels, config.cond_channels, base=config.cond_base,
+                         depth=config.cond_depth)
         n = config.region_px
         # FrEIA's PermuteRandom seeds numpy's global generator: keep the caller's state.
         numpy_state = np.random.get_state()

@@ -56,7 +56,8 @@ class DDPM(Network):
 
     def __init__(self, config: DDPMConfig, normaliser):
         super().__init__(config, normaliser)
-        self.cond = UNet(self.in_channels, config.cond_channels, base=config.cond_base, depth=config.cond_depth)
+        self.cond = UNet(self.in_channels, config.cond_channels, base=config.cond_base,
+                         depth=config.cond_depth)
         self.den = UNet(1 + self.in_channels + config.cond_channels, 1, base=config.den_base,
                         depth=config.den_depth, temb=config.temb)
         self.time_mlp = torch.nn.Sequential(torch.nn.Linear(config.temb, config.temb),

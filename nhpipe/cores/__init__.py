@@ -1,0 +1,24 @@
+"""Dense-core catalogues: reading, apertures on nhpipe maps, the A.3/A.4 correction of the
+core densities (Ribeiro & Hily-Blant; Konyves et al. 2020, A&A 635, A34) and its report.
+
+The catalogue stage reads nhpipe output files and catalogues; it never imports a model.
+Radii and positions are kept; densities are replaced by the corrected ones.
+
+- :mod:`._read`: :func:`read_catalog` (HGBS archive text, CDS, FITS, VOTable, ECSV), the
+  :class:`CatalogueColumns` map, positions, radii, row validation;
+- :mod:`._apertures`: :func:`measure_apertures` (photutils) and quantile draws;
+- :mod:`._correct`: :class:`CorrectionOptions` and :func:`correct_catalog`, which returns
+  the table and the Monte-Carlo draws;
+- :mod:`._report`: :func:`write_outputs` (ECSV, FITS, DS9 regions, Fig. 10, CMF).
+"""
+
+from ._apertures import MapStats, draw_from_quantiles, measure_apertures
+from ._correct import CorrectionOptions, correct_catalog
+from ._read import CatalogueColumns, check_columns, column_map, core_coordinates, \
+    core_mass_msun, core_radius_pc, read_catalog, read_hgbs, validate_rows
+from ._report import STATUS_COLORS, write_outputs
+
+__all__ = ["CatalogueColumns", "CorrectionOptions", "MapStats", "STATUS_COLORS",
+           "check_columns", "column_map", "core_coordinates", "core_mass_msun",
+           "core_radius_pc", "correct_catalog", "draw_from_quantiles", "measure_apertures",
+           "read_catalog", "read_hgbs", "validate_rows", "write_outputs"]

@@ -1,0 +1,211 @@
+"""The A.3/A.4 correction of a catalogue's core densities, with its Monte-Carlo."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+
+from .. import correction
+from ..errors import InputError
+from ..load import NhpipeWarning
+from ..units import PC_CM, SPECIES_FACTOR
+from ._apertures import MapStats, draw_from_quantiles, measure_apertures
+from ._read import CatalogueColumns, _column, _quantity, core_coordinates, core_mass_msun, \
+    core_radius_pc, validate_rows
+
+@dataclass
+class CorrectionOptions:
+    """How the cores are corrected.
+
+    ``l_d_pc`` (A.3) or ``n_d`` (A.4, cm-3) must be given.  ``lc_factor`` times the
+    chosen radius is the core depth L_c (the poster used 2 x the observed radius, i.e.
+    the core's diameter, and L_d = 10 pc).  ``radius``: 'observed' (default: the
+    aperture then contains the core as it appears in the map at its resolution) or
+    'deconvolved' (closer to the intrinsic size, but the map is not deconvolved).
+
+    The two-component model's own parameters are uncertain, so the Monte-Carlo draws them
+    too, from priors: L_c / R uniform in ``lc_factor x [1 - lc_spread, 1 + lc_spread]``
+    (a core is neither a uniform slab nor exactly its diameter deep: a sphere's mean chord
+    is 4R/3, its central one 2R) and L_d (or n_d) log-normal about the given value with
+    ``ld_dex`` dex (a diffuse depth of "10 pc" means a few to tens of pc). The n_c
+    intervals are then percentiles of the draws; with both set to 0 they are the exact
+    transforms of the <n_H>_m quantiles.
+    """
+
+    distance_pc: float
+    l_d_pc: float | None = None
+    n_d: float | None = None
+    radius: str = "observed"
+    lc_factor: float = 2.0
+    lc_spread: float = 0.25
+    ld_dex: float = 0.3
+    nh_taper: float | None = None
+    types: tuple | None = None
+    max_alpha_be: float | None = None
+    exclude_comments: tuple = ()
+    n_draws: int = 1000
+    seed: int = 0
+
+
+def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
+                    columns: CatalogueColumns = CatalogueColumns()):
+    """Measure every core on an nhpipe output and replace its density (A.3 or A.4).
+
+    Every input row is kept.  Added columns (units in the metadata): ``nh_ap`` (N_H in
+    the aperture), ``log_nm_q50`` and 68 % bounds (aperture <n_H>_m), ``nc_med`` with
+    ``nc_lo68``/``nc_hi68``/``nc_lo95``/``nc_hi95`` (corrected density of H nuclei),
+    ``nc_h2_med`` (the same for H2, comparable with HGBS), ``n_cat_h`` (catalogued
+    density of H nuclei), ``log_ratio`` = log10(nc_med / n_cat_h), ``mass_new`` (from
+    nc_med), ``valid_frac``, ``status`` (ok, inconsistent, outside, masked, filtered),
+    ``reason`` (a :mod:`nhpipe.correction` code, -1 when not computed) and
+    ``frac_consistent`` (fraction of Monte-Carlo draws with a solution), ``invalid_reason``.
+
+    Returns
+    -------
+    table : astropy.table.Table
+        The catalogue with those columns (the input table is not changed).
+    draws : ndarray, shape (n_draws, N)
+        The Monte-Carlo draws of n_c (cm-3), NaN where a draw has no solution; they feed
+        the core mass function's bands (:func:`write_outputs`).
+    """
+    if (options.l_d_pc is None) == (options.n_d is None):
+        raise InputError("give exactly one of --ld (diffuse depth, A.3) or --nd "
+                         "(diffuse density, A.4)")
+    if options.radius not in ("observed", "deconvolved"):
+        raise InputError(f"--radius must be observed or deconvolved, got {options.radius!r}")
+    out = table.copy()
+    n = len(out)
+    radius_pc = core_radius_pc(table, options.radius, columns)
+    coords = core_coordinates(table, columns) if n else SkyCoord([], [], unit="deg")
+    invalid = validate_rows(table, coords, radius_pc)
+    usable = invalid == ""
+    if not usable.all():
+        counts = ", ".join(f"{k}: {int((invalid == k).sum())}"
+                           for k in np.unique(invalid[~usable]))
+        warnings.warn(f"{int((~usable).sum())} catalogue rows are invalid and kept with status "
+                      f"'invalid' ({counts})", NhpipeWarning, stacklevel=2)
+    safe_coords = SkyCoord(np.where(usable, np.nan_to_num(coords.ra.deg), 0.0) * u.deg,
+                           np.where(usable, np.nan_to_num(coords.dec.deg), 0.0) * u.deg,
+                           frame="icrs") if n else coords
+    stats = measure_apertures(nhpipe_file, safe_coords, np.where(usable, radius_pc, np.nan),
+                              distance_pc=options.distance_pc) \
+        if n else MapStats(np.zeros(0), np.zeros((5, 0)), np.zeros(0), np.zeros(0, bool))
+
+    status = np.full(n, "ok", dtype="U12")
+    status[stats.valid_fraction < 0.5] = "masked"
+    status[~stats.in_map] = "outside"
+    status[~_selected(table, options, columns)] = "filtered"
+    status[~usable] = "invalid"
+    out["invalid_reason"] = invalid
+    out["invalid_reason"].description = "why the row could not be used ('' if it could)"
+    if n and (status[usable] == "outside").all():
+        warnings.warn(f"no core of the catalogue lies inside {Path(nhpipe_file).name}",
+                      NhpipeWarning, stacklevel=2)
+
+    with np.errstate(all="ignore"):  # NaN rows (outside, masked) are expected here
+        return _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file)
+
+
+def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file):
+    n = len(out)
+    measured = status != "filtered"
+    rng = np.random.default_rng(options.seed)
+    log_nm = draw_from_quantiles(np.nan_to_num(stats.log_nm_quantiles, nan=0.0),
+                                 options.n_draws, rng) if n else np.zeros((options.n_draws, 0))
+    l_c = options.lc_factor * radius_pc * PC_CM
+    diffuse = options.l_d_pc * PC_CM if options.l_d_pc is not None else options.n_d
+    # Draws of the model's parameters from their priors (see CorrectionOptions).
+    shape = (options.n_draws, n)
+    l_c_draws = l_c * rng.uniform(1 - options.lc_spread, 1 + options.lc_spread, shape)
+    diffuse_draws = diffuse * 10 ** (options.ld_dex * rng.standard_normal(shape))
+
+    def solve(log_n_m, l_c=l_c, diffuse=diffuse):
+        n_m = 10.0**log_n_m
+        if options.l_d_pc is not None:
+            n_c, reason = correction.core_density_ld(stats.nh, n_m, l_c, diffuse)
+        else:
+            n_c, reason = correction.core_density_nd(stats.nh, n_m, l_c, diffuse)
+        if options.nh_taper:
+            n_c = correction.taper(n_c, n_m, stats.nh, nh_taper=options.nh_taper)
+        return n_c, reason
+
+    # n_c rises monotonically with <n>_m (at fixed N_H, L_c and L_d or n_d), so the
+    # quantiles of n_c are exactly the corrected quantiles of <n>_m; the Monte-Carlo
+    # draws serve the fraction of consistent draws and the CMF bands.
+    knots, knot_reason = solve(stats.log_nm_quantiles)   # rows Q02_5, Q16, Q50, Q84, Q97_5
+    n_c, reason = solve(log_nm, l_c_draws, diffuse_draws)
+    if n and (options.lc_spread or options.ld_dex):
+        # With uncertain parameters the intervals come from the joint draws.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # rows without any solution
+            knots = np.nanpercentile(np.where(reason == correction.OK, n_c, np.nan),
+                                     [2.5, 16, 50, 84, 97.5], axis=0)
+    consistent = np.mean(reason == correction.OK, axis=0) if n else np.zeros(0)
+    median_reason = knot_reason[2] if n else np.zeros(0, np.int8)
+    # A core is inconsistent when its median <n>_m has no solution.
+    bad = (status == "ok") & (median_reason != correction.OK)
+    status[bad] = "inconsistent"
+    pct = knots[[2, 1, 3, 0, 4]] if n else np.zeros((5, 0))
+    keep = status == "ok"
+    pct[:, ~keep] = np.nan
+
+    density = _quantity(_column(table, columns, "density"), columns.density_unit)
+    n_cat_h = density.to_value(u.cm**-3) * SPECIES_FACTOR[columns.density_species]
+    mass_new = core_mass_msun(pct[0], radius_pc)
+
+    def add(name, values, unit=None, description=""):
+        out[name] = values
+        if unit is not None:
+            out[name].unit = unit
+        out[name].description = description
+
+    add("nh_ap", np.where(measured, stats.nh, np.nan), u.cm**-2, "aperture mean N_H")
+    add("log_nm_q16", stats.log_nm_quantiles[1], u.dex(u.cm**-3), "aperture <n_H>_m 16%")
+    add("log_nm_q50", stats.log_nm_quantiles[2], u.dex(u.cm**-3), "aperture <n_H>_m median")
+    add("log_nm_q84", stats.log_nm_quantiles[3], u.dex(u.cm**-3), "aperture <n_H>_m 84%")
+    for name, row, text in (("nc_med", 0, "median"), ("nc_lo68", 1, "16%"), ("nc_hi68", 2, "84%"),
+                            ("nc_lo95", 3, "2.5%"), ("nc_hi95", 4, "97.5%")):
+        add(name, pct[row], u.cm**-3, f"corrected core density n_H, {text}")
+    add("nc_h2_med", pct[0] / 2.0, u.cm**-3, "corrected core density n(H2), median")
+    add("n_cat_h", n_cat_h, u.cm**-3, "catalogued density as n_H")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        add("log_ratio", np.log10(pct[0] / n_cat_h), u.dex, "log10(nc_med / n_cat_h)")
+    add("mass_new", mass_new, u.M_sun, "1.4 m_H nc_med (4/3) pi R^3")
+    add("valid_frac", stats.valid_fraction, None, "fraction of valid aperture pixels")
+    add("frac_consistent", np.where(measured, consistent, np.nan), None,
+        "fraction of Monte-Carlo draws with a solution")
+    add("status", status, None, "ok, inconsistent, outside, masked or filtered")
+    add("reason", np.where(measured & np.isin(status, ["ok", "inconsistent"]), median_reason,
+                           -1).astype(np.int8), None,
+        "; ".join(f"{k}: {v}" for k, v in correction.REASONS.items()) + "; -1: not computed")
+    out.meta.update({
+        "nhpipe_map": Path(nhpipe_file).name, "distance_pc": options.distance_pc,
+        "method": "A.3 (L_d prescribed)" if options.l_d_pc is not None else
+        "A.4 (n_d prescribed)", "l_d_pc": options.l_d_pc, "n_d_cm3": options.n_d,
+        "radius": options.radius, "lc_factor": options.lc_factor,
+        "lc_spread": options.lc_spread, "ld_dex": options.ld_dex,
+        "nh_taper_cm2": options.nh_taper, "n_draws": options.n_draws, "seed": options.seed,
+    })
+    return out, n_c
+
+
+def _selected(table, options: CorrectionOptions, columns: CatalogueColumns) -> np.ndarray:
+    keep = np.ones(len(table), dtype=bool)
+    if options.types:
+        keep &= np.isin(np.asarray(_column(table, columns, "core_type")), options.types)
+    if options.max_alpha_be is not None:
+        keep &= np.asarray(_column(table, columns, "alpha_be"), float) \
+            <= options.max_alpha_be
+    if options.exclude_comments:
+        comments = np.asarray(_column(table, columns, "comment")).astype(str)
+        for text in options.exclude_comments:
+            keep &= np.char.find(np.char.lower(comments), text.lower()) < 0
+    return keep
+
+
