@@ -25,9 +25,14 @@ output: one FITS file with the HDUs
   NH is N_H of hydrogen nuclei in cm-2 (N_H = 2 N(H2)); every HDU has the WCS of
   the chosen grid and provenance cards (model, checksums, seed, distance, command).
 
+the networks are conditioned on the beam: it is read from BMAJ/BMIN, or given with
+--beam when the header has none (never guessed); it must span 0.5-16 model pixels
+(0.026 pc), e.g. 18.2" at 140-500 pc or 36" at 1-2 kpc.
+
 examples:
   nhpipe run orionB_NH2.fits --distance 400pc --species H2 --model ddpm --samples 64
-  nhpipe run perB5.fits --distance 300pc --species H2 --model unet --output-grid model
+  nhpipe run perB5.fits --distance 300pc --species H2 --beam 36.3arcsec --model unet
+  nhpipe run higal_l30.fits --distance 2kpc --species H2 --model unet --output-grid model
   nhpipe run orionB_NH2.fits --distance 400pc --species H2 --model cinn \\
       --catalog HGBS_orionb_derived_core_catalog.txt --ld 10pc
 """
