@@ -134,6 +134,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_catalog_options(cat, in_run=False)
     cat.set_defaults(handler=_cmd_catalog)
 
+    batch = sub.add_parser(
+        "batch", help="run many fields from a manifest on dask.distributed (resumable)",
+        description="Run nhpipe on every field of a manifest (CSV or ECSV with columns path, "
+        "distance, species and optional hdu, beam, out), one dask.distributed task per "
+        "field: a local cluster of --workers processes, or an existing --scheduler (how a "
+        "Slurm/PBS cluster started with dask-jobqueue is used). Fields whose output exists "
+        "with the same provenance are skipped, so an interrupted batch run again does only "
+        "what is missing; a failing field is reported and the others go on. Writes "
+        "OUT-DIR/batch_report.ecsv. Exit status: 0 when every field is done or skipped, 1 "
+        "when any failed, 2 for a bad manifest.",
+        epilog="example:\n  nhpipe batch fields.csv --out-dir results --workers 2",
+    )
+    batch.add_argument("manifest", metavar="MANIFEST", help="CSV or ECSV list of fields")
+    batch.add_argument("--out-dir", required=True, help="folder of the outputs and the report")
+    batch.add_argument("--workers", type=int, default=2, help="local worker processes "
+                       "(default 2)")
+    batch.add_argument("--scheduler", help="address of a running dask scheduler, e.g. "
+                       "tcp://10.0.0.5:8786 (instead of --workers)")
+    batch.add_argument("--model", default="unet", help="estimator (default: unet)")
+    batch.add_argument("--samples", type=int, default=16, help="samples per patch (default 16)")
+    batch.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    batch.add_argument("--retries", type=int, default=1,
+                       help="retries of a field whose worker died (default 1)")
+    batch.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.set_defaults(handler=_cmd_batch)
+
     make = sub.add_parser(
         "make-dataset",
         help="simulate clouds and write (N_H, <n_H>_m) regions to HDF5",
@@ -315,6 +342,21 @@ def _cmd_evaluate(args, command: str) -> int:
     print(markdown_table(result))
     print(f"wrote {json_path} and {md_path}")
     return 0
+
+
+def _cmd_batch(args, command: str) -> int:
+    from .batch import REPORT, run_batch
+
+    report = run_batch(args.manifest, args.out_dir, workers=args.workers,
+                       scheduler=args.scheduler, model=args.model, samples=args.samples,
+                       seed=args.seed, retries=args.retries, device=args.device,
+                       progress=not args.quiet and sys.stderr.isatty())
+    counts = {s: int((report["status"] == s).sum()) for s in ("done", "skipped", "failed")}
+    for row in report[report["status"] == "failed"]:
+        print(f"failed: {row['path']}: {row['error']}", file=sys.stderr)
+    print(f"{len(report)} fields: {counts['done']} done, {counts['skipped']} skipped, "
+          f"{counts['failed']} failed; report {args.out_dir}/{REPORT}")
+    return 1 if counts["failed"] else 0
 
 
 def _cmd_make_dataset(args, command: str) -> int:

@@ -150,8 +150,9 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
         Required unless the header says.
     beam : str, Quantity or float, optional
         Beam FWHM (``'18.2arcsec'``; a number is in arcsec); default BMAJ/BMIN.
-    model : str
-        Registered model name (:func:`nhpipe.models.available`).
+    model : str or loaded model
+        Registered model name (:func:`nhpipe.models.available`), or a model returned by
+        :func:`nhpipe.models.load_model` (on ``device``).
     samples : int
         Samples of <n_H>_m per patch (>= 1).
     seed : int
@@ -183,7 +184,9 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
     _check_stride(stride)
     distance_pc = parse_distance(distance)
     torch_device = resolve_device(device)
-    estimator = load_model(model, device=torch_device)
+    # A loaded model can be passed instead of a name (batch workers load each once).
+    estimator = model if isinstance(model, torch.nn.Module) else \
+        load_model(model, device=torch_device)
 
     beam_arcsec = parse_angle_arcsec(beam) if beam is not None else None
     cmap = load_map(data, hdu=hdu, species=species, bunit=bunit)

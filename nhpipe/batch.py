@@ -1,0 +1,203 @@
+"""``nhpipe batch``: many survey fields, one dask.distributed task each.
+
+A manifest (CSV or ECSV) lists the fields: columns ``path, distance, species`` and
+optionally ``hdu, beam, out``. Each field is one task on a dask.distributed cluster: a
+``LocalCluster`` of ``workers`` processes by default, or an existing scheduler
+(``tcp://HOST:PORT``; a Slurm or PBS cluster started with dask-jobqueue gives one). Every
+worker loads the model once and keeps it for all its fields.
+
+A field whose output already exists with the same provenance (input sha256, model sha256
+and the options that change the result) is skipped, so a batch killed at any moment and
+run again does only what is missing; outputs are written atomically, so a killed worker
+never leaves a partial one, and dask retries its field (``retries``). A field that fails
+is reported with its one-line error and the others go on. The report ``batch_report.ecsv``
+has one row per field: path, status (done, skipped, failed), error, output, seconds and
+the worker's peak memory.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from .errors import InputError
+
+REQUIRED = ("path", "distance", "species")
+OPTIONAL = ("hdu", "beam", "out")
+REPORT = "batch_report.ecsv"
+
+
+def read_manifest(path) -> list[dict]:
+    """The fields of a manifest, each a dict of its (string) values; blanks are None.
+
+    Raises
+    ------
+    InputError
+        Naming the row and column of the first problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such manifest")
+    try:
+        fmt = "ascii.ecsv" if path.suffix.lower() == ".ecsv" else "ascii.csv"
+        table = Table.read(path, format=fmt)
+    except Exception as exc:  # astropy's readers raise many types
+        raise InputError(f"{path}: not a CSV/ECSV manifest ({str(exc).splitlines()[0]})") \
+            from None
+    missing = [c for c in REQUIRED if c not in table.colnames]
+    if missing:
+        raise InputError(f"{path}: manifest has no column {missing[0]!r} (needs "
+                         f"{', '.join(REQUIRED)}; optional {', '.join(OPTIONAL)})")
+    fields = []
+    for row_number, row in enumerate(table, start=1):
+        field = {}
+        for name in REQUIRED + OPTIONAL:
+            value = row[name] if name in table.colnames else None
+            if value is None or np.ma.is_masked(value) or str(value).strip() == "":
+                value = None
+            field[name] = None if value is None else str(value).strip()
+        for name in REQUIRED:
+            if field[name] is None:
+                raise InputError(f"{path}: row {row_number}, column {name!r} is blank")
+        fields.append(field)
+    if not fields:
+        raise InputError(f"{path}: the manifest lists no field")
+    outs = [output_name(f) for f in fields]
+    if len(set(outs)) != len(outs):
+        raise InputError(f"{path}: two rows would write the same output; give them distinct "
+                         "'out' names")
+    return fields
+
+
+def output_name(field: dict) -> str:
+    return field["out"] or f"{Path(field['path']).stem}_nhpipe.fits"
+
+
+def _up_to_date(out: Path, field: dict, model, samples: int, seed: int) -> bool:
+    """Whether ``out`` was made from this input by this model with these options."""
+    from ._write import sha256_file
+    from .units import parse_distance
+
+    if not out.is_file():
+        return False
+    try:
+        header = fits.getheader(out, 0)
+        same = (header.get("INSHA256") == sha256_file(field["path"])
+                and header.get("MODELSHA") == model.checksum
+                and header.get("NSAMPLES") == samples and header.get("SEED") == seed
+                and abs(header.get("DISTPC", -1) - parse_distance(field["distance"])) < 1e-6
+                and header.get("SPECIES") == str(field["species"]).upper())
+        if field["beam"] is not None:
+            same = same and header.get("BEAMSRC") == "--beam"
+        return bool(same)
+    except (OSError, InputError, TypeError, ValueError):
+        return False
+
+
+def _worker_model(name: str, device: str):
+    """The model, loaded once per worker process (kept on the dask worker)."""
+    from .models import load_model, resolve_device
+
+    try:
+        from distributed import get_worker
+
+        cache = get_worker().__dict__.setdefault("_nhpipe_models", {})
+    except (ImportError, ValueError):
+        cache = {}
+    key = (name, device)
+    if key not in cache:
+        cache[key] = load_model(name, device=resolve_device(device))
+    return cache[key]
+
+
+def run_field(field: dict, *, out_dir, model: str, samples: int, seed: int,
+              device: str) -> dict:
+    """Process one field (in a worker): done, skipped, or failed with its one-line error."""
+    from .pipeline import estimate
+    from ._write import write_hdulist
+
+    start = time.monotonic()
+    out = Path(out_dir) / output_name(field)
+    row = {"path": field["path"], "output": str(out), "status": "done", "error": ""}
+    try:
+        estimator = _worker_model(model, device)
+        if _up_to_date(out, field, estimator, samples, seed):
+            row["status"] = "skipped"
+        else:
+            hdul = estimate(field["path"], distance=field["distance"],
+                            species=field["species"], beam=field["beam"], hdu=field["hdu"],
+                            model=estimator, samples=samples, seed=seed, device=device,
+                            command=f"nhpipe batch (field {field['path']})")
+            write_hdulist(out, hdul, overwrite=True, inputs=[field["path"]])
+    except InputError as exc:
+        row.update(status="failed", error=str(exc))
+    row["seconds"] = round(time.monotonic() - start, 2)
+    row["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return row
+
+
+def run_batch(manifest, out_dir, *, workers: int = 2, scheduler: str | None = None,
+              model: str = "unet", samples: int = 16, seed: int = 0, retries: int = 1,
+              device: str = "auto", progress: bool = False) -> Table:
+    """Run every field of ``manifest`` on a dask.distributed cluster; write the report.
+
+    Returns
+    -------
+    astropy.table.Table
+        The report (also written to ``out_dir/batch_report.ecsv``), one row per field in
+        the manifest's order.
+    """
+    from distributed import Client, LocalCluster, as_completed
+    from tqdm.auto import tqdm
+
+    from ._write import atomic_path, check_output_path
+
+    fields = read_manifest(manifest)
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise InputError(f"--out-dir {out_dir} does not exist: create it first")
+    if workers < 1 or retries < 0 or samples < 1:
+        raise InputError("--workers and --samples must be at least 1, --retries at least 0")
+    report_path = check_output_path(out_dir / REPORT, overwrite=True)
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    rows = [None] * len(fields)
+    try:
+        futures = {client.submit(run_field, field, out_dir=str(out_dir.resolve()), model=model,
+                                 samples=samples, seed=seed, device=device, retries=retries,
+                                 pure=False): k for k, field in enumerate(fields)}
+        with tqdm(total=len(fields), unit="field", disable=not progress, desc="batch") as bar:
+            for future in as_completed(futures):
+                k = futures[future]
+                try:
+                    rows[k] = future.result()
+                except Exception as exc:  # the task failed, or its worker died, after retries
+                    reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+                    rows[k] = {"path": fields[k]["path"], "output": "", "status": "failed",
+                               "error": f"task failed ({type(exc).__name__}: {reason})",
+                               "seconds": np.nan, "peak_memory_mb": np.nan}
+                bar.update(1)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    report = Table(rows=[[r[c] for c in ("path", "status", "error", "output", "seconds",
+                                         "peak_memory_mb")] for r in rows],
+                   names=("path", "status", "error", "output", "seconds", "peak_memory_mb"))
+    report["seconds"].unit = "s"
+    report["peak_memory_mb"].unit = "MB"
+    report.meta["manifest"] = str(manifest)
+    report.meta["model"] = model
+    with atomic_path(report_path) as tmp:
+        report.write(tmp, format="ascii.ecsv", overwrite=True)
+    return report
