@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quicklook", action="store_true",
+                     help="also write OUT.png: MEAN and STD on sky coordinates")
     run.add_argument("--catalog", metavar="CATALOGUE",
                      help="also correct this core catalogue on the output (see nhpipe catalog)")
     _add_catalog_options(run, in_run=True)
@@ -516,6 +518,13 @@ def _cmd_run(args, command: str) -> int:
     )
     if not args.quiet:
         print(f"wrote {out}")
+    if args.quicklook:
+        from astropy.io import fits
+
+        from .quicklook import quicklook
+
+        with fits.open(out) as hdul:
+            quicklook(hdul, out.with_suffix(".png"))
     if args.catalog is not None:
         return _catalog_job(args, out, f"{out.with_suffix('')}_cores", prepared)
     return 0

@@ -39,3 +39,12 @@ def test_correct_catalog_takes_the_distance_from_the_map(write_map, tmp_path):
         nhpipe.correct_catalog(hdul, cores, ld="10pc", distance="0.5kpc")
     with pytest.raises(InputError, match="exactly one of ld"):
         nhpipe.correct_catalog(hdul, cores)
+
+
+def test_quicklook_png(run_cli, write_map, tmp_path):
+    out = tmp_path / "res.fits"
+    status, _, err = run_cli("run", write_map(kind="galactic"), "--distance", "400pc",
+                             "--species", "H2", "--model", "powerlaw", "--samples", "2",
+                             "--out", out, "--quiet", "--quicklook")
+    assert status == 0, err
+    assert (tmp_path / "res.png").read_bytes()[:4] == b"\x89PNG"
