@@ -359,4 +359,24 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
     }
     if command:
         cards["NHPCMD"] = (command, "command line")
+    # What the input said about itself travels with the results.
+    for key in ("OBJECT", "TELESCOP", "INSTRUME", "BMAJ", "BMIN", "BPA"):
+        value = cmap.header.get(key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            cards[key] = (value, cmap.header.comments[key] or "from the input map")
+    cards["HISTORY"] = [f"nhpipe {__version__}: {step}" for step in (
+        f"load {cmap.name} ({cmap.species}; N_H = {'2 N(H2)' if cmap.species == 'H2' else 'N_H'})",
+        f"regrid to {model.pixel_pc:.6f} pc pixels at {distance_pc:g} pc (reproject)",
+        f"tile 128-px patches, stride {int(stride)}",
+        f"infer {int(samples)} samples per patch with {model.name}, seed {int(seed)}",
+        "summarise per pixel and stitch with a sin^2 window",
+        f"write on the {output_grid} grid")] + [_versions()]
     return cards
+
+
+def _versions() -> str:
+    import astropy
+    import reproject
+
+    return (f"versions: nhpipe {__version__}, torch {torch.__version__}, astropy "
+            f"{astropy.__version__}, reproject {reproject.__version__}")
