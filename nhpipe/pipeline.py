@@ -370,13 +370,13 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
         f"tile 128-px patches, stride {int(stride)}",
         f"infer {int(samples)} samples per patch with {model.name}, seed {int(seed)}",
         "summarise per pixel and stitch with a sin^2 window",
-        f"write on the {output_grid} grid")] + [_versions()]
+        f"write on the {output_grid} grid")] + _versions()
     return cards
 
 
-def _versions() -> str:
+def _versions() -> list[str]:
     import astropy
     import reproject
 
-    return (f"versions: nhpipe {__version__}, torch {torch.__version__}, astropy "
-            f"{astropy.__version__}, reproject {reproject.__version__}")
+    return [f"versions: nhpipe {__version__}, torch {torch.__version__}",
+            f"versions: astropy {astropy.__version__}, reproject {reproject.__version__}"]
