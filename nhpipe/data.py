@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import InputError
+from .grid import PATCH
 from .sims.cloud import CELL_PC, CloudRanges, draw_params, make_cube
 from .sims.observe import FWHM_PER_SIGMA, beam_sigma_pixels, observe
 from .sims.project import project
@@ -55,7 +56,7 @@ META = {
     "offset_cm2": ("f4", "cm-2, zero-level offset added to the input"),
 }
 OFFSETS = {"log_nh": 21.0, "log_nm": 3.0}
-REGION = 128
+REGION = PATCH
 #: The family networks train on; the others are validation families.
 TRAINING_FAMILY = "clouds"
 

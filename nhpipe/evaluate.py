@@ -27,7 +27,7 @@ from .errors import InputError
 from .inference import sample_batches
 from .metrics import BEAM_BINS, DENSITY_BINS, DEPTH_BINS, binned_metrics
 from .models import load_model, resolve_device
-from .sims.cloud import CELL_PC
+from .grid import PIXEL_PC as CELL_PC
 from .units import PC_CM
 
 #: The peer method's name in the tables.

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-#: Patch side of the models, in pixels.
-PATCH = 128
+from .grid import PATCH
+
 #: Default stride between patches, in pixels (half a patch).
 DEFAULT_STRIDE = 64
 #: Default zero-weight margin at each patch edge, in pixels.

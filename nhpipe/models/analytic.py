@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..grid import PIXEL_PC
 from ..units import PC_CM
 
 #: The training regions' physical pixel: 3.33 pc over 128 px (Ribeiro & Hily-Blant).
-REGION_PIXEL_PC = 3.33 / 128
 
 
 @dataclass
@@ -27,7 +27,7 @@ class PowerLawConfig:
     a: float = -29.5
     b: float = 1.5
     sigma: float = 0.3
-    pixel_pc: float = REGION_PIXEL_PC
+    pixel_pc: float = PIXEL_PC
 
 
 class PowerLaw(nn.Module):
@@ -105,7 +105,7 @@ class WidthConfig:
     """
 
     width_pc: float = 0.1
-    pixel_pc: float = REGION_PIXEL_PC
+    pixel_pc: float = PIXEL_PC
 
 
 class ConstantWidth(nn.Module):

@@ -8,7 +8,7 @@ import numpy as np
 from torch import nn
 from torch.nn import functional as F
 
-from ..sims.cloud import CELL_PC
+from ..grid import PATCH, PIXEL_PC as CELL_PC
 from ._blocks import UNet
 from ._common import Network, randn
 
@@ -22,7 +22,7 @@ class CINNConfig:
     hidden: int = 32
     clamp: float = 1.5
     noise: float = 0.02       # input noise on the residual during training (normalised units)
-    region_px: int = 128
+    region_px: int = PATCH
     pixel_pc: float = CELL_PC
     spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
     beam_range: list | None = None  # [min, max] beam FWHM (model px) conditioned on

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from ..sims.cloud import CELL_PC
+from ..grid import PIXEL_PC as CELL_PC
 from ._blocks import UNet, time_embedding
 from ._common import Network, randn
 

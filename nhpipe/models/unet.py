@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..sims.cloud import CELL_PC
+from ..grid import PIXEL_PC as CELL_PC
 from ._blocks import UNet
 from ._common import Network, randn
 

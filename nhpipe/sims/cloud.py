@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import fft, ndimage
 
+from ..grid import PIXEL_PC
 from .gravity import with_tail
 
-#: Cell size of the training cubes: 3.33 pc over 128 cells (Ribeiro & Hily-Blant).
-CELL_PC = 3.33 / 128
+#: Cell size of the training cubes (the model pixel, :mod:`nhpipe.grid`).
+CELL_PC = PIXEL_PC
 
 
 @dataclass(frozen=True)

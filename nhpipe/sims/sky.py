@@ -37,12 +37,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..grid import PATCH
 from .cloud import CELL_PC, CloudRanges, draw_params, gaussian_field, make_cube
 from .observe import loguniform
 from .project import combine, project
 
 #: Side of a training region in model pixels, and its width on the sky in pc.
-REGION = 128
+REGION = PATCH
 REGION_PC = REGION * CELL_PC
 
 
