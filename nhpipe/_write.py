@@ -220,8 +220,8 @@ def atomic_group(outs):
 def ascii_text(value):
     """FITS header text is ASCII: other characters (a file name in any script, a line
     break in a path) become backslash escapes, so a provenance card holds any path."""
-    if isinstance(value, tuple):
-        return tuple(ascii_text(v) for v in value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(ascii_text(v) for v in value)
     if isinstance(value, str):
         return value.encode("ascii", "backslashreplace").decode("ascii") \
             .replace("\n", "\\n").replace("\r", "\\r")

@@ -541,7 +541,6 @@ def main(argv: list[str] | None = None) -> int:
     command = "nhpipe " + shlex.join(argv)
     caught: list[str] = []
     with warnings.catch_warnings():
-        warnings.simplefilter("default")
         warnings.showwarning = lambda message, *args, **kwargs: caught.append(
             (str(message).strip().splitlines() or [""])[0])
         try:
