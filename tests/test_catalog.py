@@ -229,6 +229,13 @@ class TestApply:
                                  "--ld", "10pc", "--out", tmp_path / "res", "--col-ra", "RAJ")
         assert status == 2 and "--col-ra" in err
 
+    def test_types_checked_against_the_column(self, run_cli, tmp_path):
+        path = _nhpipe_file(tmp_path / "map.fits")
+        _cores([85.5], [-1.0]).write(tmp_path / "c.ecsv")
+        status, _, err = run_cli("catalog", path, tmp_path / "c.ecsv", "--distance", "400pc",
+                                 "--ld", "10pc", "--out", tmp_path / "res", "--types", "7")
+        assert status == 2 and "no core has these types" in err and "[2]" in err
+
     def test_never_overwrites_its_input_catalogue(self, run_cli, tmp_path):
         path = _nhpipe_file(tmp_path / "map.fits")
         _cores([85.5], [-1.0]).write(tmp_path / "c.ecsv")

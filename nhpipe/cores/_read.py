@@ -183,6 +183,12 @@ def check_columns(table, columns: CatalogueColumns, options) -> None:
     _column(table, columns, "ra")
     _column(table, columns, "dec")
     _column(table, columns, f"radius_{options.radius}")
+    if getattr(options, "types", None):
+        present = sorted({int(v) for v in _floats(_column(table, columns, "core_type"))
+                          if np.isfinite(v)})
+        if not set(options.types) & set(present):
+            raise InputError(f"--types {','.join(map(str, options.types))}: no core has these "
+                             f"types; column {columns.core_type!r} holds {present[:10]}")
     density = _column(table, columns, "density")
     unit = density.unit if getattr(density, "unit", None) is not None \
         else columns.density_unit
