@@ -212,6 +212,7 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
         # mapping reach the input's edge pixels; the input's own blanks are masked after.
         back, _ = resample(fill_blanks(np.concatenate([stats, count[None]])), grid_wcs,
                            cmap.wcs, cmap.shape)
+        back = back.astype(np.float32)  # what is written; halves the largest array held
         back[:, ~np.isfinite(nh)] = np.nan
         stats, count = back[:-1], back[-1]
     else:
@@ -231,12 +232,13 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
 
 
 #: Peak bytes per pixel of the input grid and of the model grid during a run, and the
-#: base (Python, torch, a model). Measured as peak RSS (``/usr/bin/time``): a 1000^2 and a
-#: 2000^2 map (3" pixels, 400 pc, unet) peaked at 0.65 and 1.46 GB, i.e. 270 B per input
-#: pixel over 0.38 GB; a 315^2 Hi-GAL map upsampled to ~1900^2 model pixels peaked at
-#: 3.9 GB, ~1100 B per model pixel. Per sample pixel of a batch: the float32 samples,
-#: their sorted copy for the quantiles and the entropy histogram.
-BYTES_PER_INPUT_PX = 300
+#: base (Python, torch, a model). Measured as peak RSS (``/usr/bin/time``) with the unet on
+#: 1000^2 and 2000^2 maps (3" pixels, 400 pc): 0.78 and 1.70 GB, i.e. 310 B per input pixel
+#: over 0.47 GB (the one-call regrid holds all planes at once: 4x faster than plane by
+#: plane, 16 % more memory); a 315^2 Hi-GAL map upsampled to ~1900^2 model pixels peaked
+#: at 3.9 GB in nhpipe 0.1, ~1100 B per model pixel. Per sample pixel of a batch: the
+#: float32 samples, their sorted copy for the quantiles and the entropy histogram.
+BYTES_PER_INPUT_PX = 350
 BYTES_PER_MODEL_PX = 1100
 BASE_BYTES = 500_000_000
 BYTES_PER_SAMPLE_PX = 16

@@ -104,9 +104,13 @@ def resample(image: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[int,
     # leading axis, so the coordinate mapping between the grids is computed once.
     stack = np.concatenate([valid[None].astype(np.float64), np.where(valid, planes, 0.0)])
     resampled, _ = method((stack, wcs_in), wcs_out, shape_out=shape_out)
-    resampled = np.nan_to_num(resampled, nan=0.0)
+    del stack
+    # In place, plane by plane: no second copy of the (possibly large) output stack.
+    np.nan_to_num(resampled, nan=0.0, copy=False)
     valid_fraction = np.clip(resampled[0], 0.0, 1.0)
     keep = valid_fraction >= MIN_VALID_FRACTION
-    out = np.full((len(planes),) + shape_out, np.nan)
-    out[:, keep] = resampled[1:, keep] / valid_fraction[keep]
+    out = resampled[1:]
+    for plane in out:
+        np.divide(plane, valid_fraction, out=plane, where=keep)
+        plane[~keep] = np.nan
     return (out[0] if image.ndim == 2 else out), valid_fraction
