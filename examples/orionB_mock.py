@@ -104,6 +104,8 @@ def main():
     cores["n_true_h"].unit = "cm-3"
     cores["n_true_h"].description = "true mean n_H inside r_obs (equals 2 x n_h2_ave_obs)"
     cores.meta["mock"] = f"Orion B mock, field centre {centre}, seed {args.seed}"
+    # No absolute path of this machine in the (tracked) file.
+    cores.meta["source"] = "HGBS_orionb_derived_core_catalog.txt (Konyves et al. 2020)"
     truth = Path(args.out).with_name("orionB_mock_cores.ecsv")
     Table(cores).write(truth, format="ascii.ecsv", overwrite=True)
     print(f"wrote {args.out} ({nh.shape[1]} x {nh.shape[0]} px, centre RA {centre[0]:.3f} "

@@ -21,7 +21,7 @@ from .inference import sample_batches
 from .load import ColumnMap, NhpipeWarning, load_map
 from .models import load_model, resolve_device
 from .regrid import model_grid, resample
-from .summarise import STATISTICS, summarise
+from .summarise import PLANE_DOC, STATISTICS, summarise
 from .tiling import DEFAULT_STRIDE, coverage, fill_blanks, plan_tiles, stitch, tile
 from .units import parse_angle_arcsec, parse_distance, pixel_scale_deg
 from ._write import Plane, check_output_path, planes_hdulist, write_hdulist
@@ -31,18 +31,6 @@ BEAM_WARN_PIXELS = 3.0
 
 #: Output grids: the input map's own, or the model's physical grid.
 OUTPUT_GRIDS = ("input", "model")
-
-_PLANE_DOC = {
-    "MEAN": ("dex(cm-3)", "mean of log10 <n_H>_m samples"),
-    "MODE": ("dex(cm-3)", "half-sample mode of log10 <n_H>_m samples"),
-    "STD": ("dex", "standard deviation of log10 <n_H>_m samples"),
-    "ENTROPY": ("", "exp(Shannon entropy) of 0.1-dex histogram, in bins"),
-    "Q02_5": ("dex(cm-3)", "2.5% quantile of log10 <n_H>_m"),
-    "Q16": ("dex(cm-3)", "16% quantile of log10 <n_H>_m"),
-    "Q50": ("dex(cm-3)", "median of log10 <n_H>_m"),
-    "Q84": ("dex(cm-3)", "84% quantile of log10 <n_H>_m"),
-    "Q97_5": ("dex(cm-3)", "97.5% quantile of log10 <n_H>_m"),
-}
 
 
 def default_output(source, model: str) -> Path:
@@ -218,7 +206,7 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
     else:
         wcs, nh = grid_wcs, nh_grid
 
-    planes = [Plane(name, stats[i], *_PLANE_DOC[name]) for i, name in enumerate(STATISTICS)]
+    planes = [Plane(name, stats[i], *PLANE_DOC[name]) for i, name in enumerate(STATISTICS)]
     planes.append(Plane("NH", nh, "cm-2", "N_H of hydrogen nuclei on this grid"))
     planes.append(Plane("COVERAGE", np.nan_to_num(count), "",
                         "number of 128-px patches blended into each pixel"))

@@ -13,6 +13,16 @@ QUANTILES = {"Q02_5": 0.025, "Q16": 0.16, "Q50": 0.50, "Q84": 0.84, "Q97_5": 0.9
 #: Order of the summary statistics along the channel axis.
 STATISTICS = ("MEAN", "MODE", "STD", "ENTROPY") + tuple(QUANTILES)
 
+#: Unit (FITS BUNIT, parsed by astropy.units) and one-line description of each statistic.
+PLANE_DOC = {
+    "MEAN": ("dex(cm-3)", "mean of log10 <n_H>_m samples"),
+    "MODE": ("dex(cm-3)", "half-sample mode of log10 <n_H>_m samples"),
+    "STD": ("dex", "standard deviation of log10 <n_H>_m samples"),
+    "ENTROPY": ("", "exp(Shannon entropy) of 0.1-dex histogram, in bins"),
+    **{name: ("dex(cm-3)", f"{100 * level:g}% quantile of log10 <n_H>_m")
+       for name, level in QUANTILES.items()},
+}
+
 #: Histogram bins for the entropy: 0.1 dex wide from log10 n = -2 to 9 (cm-3).
 ENTROPY_BIN_DEX = 0.1
 ENTROPY_RANGE = (-2.0, 9.0)

@@ -13,8 +13,10 @@ from astropy.wcs import WCS, FITSFixedWarning
 from scipy.special import ndtri
 
 from ..errors import InputError
+from ..summarise import QUANTILES
 
-_QUANTILE_HDUS = {"Q02_5": 0.025, "Q16": 0.16, "Q50": 0.50, "Q84": 0.84, "Q97_5": 0.975}
+#: The quantile planes of an nhpipe output (names and levels owned by summarise).
+_QUANTILE_HDUS = QUANTILES
 
 
 @dataclass
