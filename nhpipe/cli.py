@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         "with uncertainties, from Herschel column-density maps.",
     )
     parser.add_argument("--version", action="version", version=f"nhpipe {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log the time of each stage (load, regrid, infer, map back)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
@@ -545,6 +547,10 @@ def main(argv: list[str] | None = None) -> int:
             (str(message).strip().splitlines() or [""])[0])
         try:
             args = build_parser().parse_args(argv)
+            if args.verbose:
+                import logging
+
+                logging.basicConfig(level=logging.INFO, format="nhpipe: %(message)s")
             if getattr(args, "handler", None) is None:
                 build_parser().print_help()
                 return EXIT_USAGE

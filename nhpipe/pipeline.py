@@ -6,7 +6,9 @@ load -> regrid -> tile -> infer -> summarise -> stitch -> (map back) -> write
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -25,6 +27,8 @@ from .summarise import PLANE_DOC, STATISTICS, summarise
 from .tiling import DEFAULT_STRIDE, coverage, fill_blanks, plan_tiles, stitch, tile
 from .units import parse_angle_arcsec, parse_distance, pixel_scale_deg
 from ._write import Plane, check_output_path, planes_hdulist, write_hdulist
+
+log = logging.getLogger("nhpipe")
 
 #: A beam wider than this many model pixels gets a warning (models trained on one beam).
 BEAM_WARN_PIXELS = 3.0
@@ -177,7 +181,16 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
         load_model(model, device=torch_device)
 
     beam_arcsec = parse_angle_arcsec(beam) if beam is not None else None
+    clock = time.monotonic()
+
+    def stage(name):
+        nonlocal clock
+        now = time.monotonic()
+        log.info("%-8s %7.2f s", name, now - clock)
+        clock = now
+
     cmap = load_map(data, hdu=hdu, species=species, bunit=bunit)
+    stage("load")
     beam_px, beam_source = _map_beam(cmap, beam_arcsec, estimator, distance_pc)
     grid_wcs, grid_shape = model_grid(cmap.wcs, cmap.shape, pixel_pc=estimator.pixel_pc,
                                       distance_pc=distance_pc)
@@ -185,6 +198,7 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
     if _before_work is not None:
         _before_work(cmap.shape if output_grid == "input" else grid_shape)
     nh_grid, _ = resample(cmap.nh, cmap.wcs, grid_wcs, grid_shape)
+    stage("regrid")
     if not np.isfinite(nh_grid).any():
         raise InputError(f"{cmap.name}: no valid pixel left on the model grid")
     generator = torch.Generator(device=torch_device).manual_seed(int(seed))
@@ -193,6 +207,7 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
     stats, count = infer_map(estimator, log_nh, n_samples=int(samples), generator=generator,
                              stride=stride, progress=progress, beam_px=beam_px,
                              batch_size=batch_size)
+    stage("infer")
 
     if output_grid == "input":
         wcs, nh = cmap.wcs, cmap.nh
@@ -205,6 +220,7 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
         stats, count = back[:-1], back[-1]
     else:
         wcs, nh = grid_wcs, nh_grid
+    stage("map back")
 
     planes = [Plane(name, stats[i], *PLANE_DOC[name]) for i, name in enumerate(STATISTICS)]
     planes.append(Plane("NH", nh, "cm-2", "N_H of hydrogen nuclei on this grid"))
