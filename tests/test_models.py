@@ -144,10 +144,20 @@ def test_calibration_fixes_overconfidence(tiny_data):
 
 
 def test_weights_are_package_data():
+    import tomllib
+
     import nhpipe
     from nhpipe.models import models_dir
 
-    assert models_dir().parent == Path(nhpipe.__file__).parent
+    # Installed from a wheel: nhpipe/weights; from the repository: models/, which
+    # pyproject ships as the package nhpipe.weights.
+    root = Path(nhpipe.__file__).parent
+    assert models_dir() in (root / "weights", root.parent / "models")
+    project = root.parent / "pyproject.toml"
+    if project.is_file():
+        setup = tomllib.loads(project.read_text())["tool"]["setuptools"]
+        assert setup["package-dir"]["nhpipe.weights"] == "models"
+        assert "nhpipe.weights" in setup["packages"]
     for name in ("unet", "cinn", "ddpm", "powerlaw"):
         assert (models_dir() / f"{name}.json").is_file()
 

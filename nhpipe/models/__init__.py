@@ -35,12 +35,17 @@ NETWORKS = {"unet": (UNetConfig, HeteroUNet), "cinn": (CINNConfig, CINN),
 
 
 def models_dir() -> Path:
-    """Folder of the weights: $NHPIPE_MODELS, else the shipped ``nhpipe/weights/``.
+    """Folder of the weights: $NHPIPE_MODELS, else the shipped ones.
 
-    The weights and their cards are package data, so any install (editable, wheel,
-    ``pip install --target``) carries them.
+    In the repository they live in ``models/``; a wheel (and any non-editable install)
+    carries them as package data in ``nhpipe/weights/`` (pyproject maps the package
+    ``nhpipe.weights`` to ``models/``), so every install finds them without a download.
     """
-    return Path(os.environ.get("NHPIPE_MODELS", Path(__file__).resolve().parents[1] / "weights"))
+    if os.environ.get("NHPIPE_MODELS"):
+        return Path(os.environ["NHPIPE_MODELS"])
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "weights"
+    return installed if installed.is_dir() else package.parent / "models"
 
 
 def available() -> list[str]:
