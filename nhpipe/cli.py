@@ -420,41 +420,17 @@ def _add_catalog_options(parser, *, in_run: bool) -> None:
                            f"{field.default})")
 
 
-def _finite(value, flag, *, positive=False, upper=None) -> float:
-    """Check a numeric option: finite, > 0 (``positive``) or >= 0, and at most ``upper``."""
-    import math
-
-    ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
-    if not ok or (upper is not None and value > upper):
-        bound = f" and at most {upper:g}" if upper is not None else ""
-        raise InputError(f"{flag} must be a finite number {'> 0' if positive else '>= 0'}"
-                         f"{bound}, got {value!r}")
-    return float(value)
-
-
 def _catalog_inputs(args, distance_pc: float):
     """Everything of a catalogue job that can be checked before any map work: the options,
     the column map and the catalogue with the columns it must have."""
-    from .cores import CorrectionOptions, check_columns, column_map, read_catalog
-    from .units import parse_column_density, parse_length_pc, \
-        parse_number_density
+    from .api import correction_options
+    from .cores import check_columns, column_map, read_catalog
 
-    if (args.ld is None) == (args.nd is None):
-        raise InputError("give exactly one of --ld (diffuse depth, A.3) or --nd (diffuse "
-                         "density, A.4), e.g. --ld 10pc")
-    try:
-        types = tuple(int(t) for t in args.types.split(",")) if args.types else None
-    except ValueError:
-        raise InputError(f"--types must be integers like 2 or 1,2, got {args.types!r}") from None
-    taper = parse_column_density(args.taper, what="--taper") if args.taper else None
-    options = CorrectionOptions(
-        distance_pc=distance_pc,
-        l_d_pc=parse_length_pc(args.ld, what="--ld") if args.ld else None,
-        n_d=parse_number_density(args.nd, what="--nd") if args.nd else None,
-        radius=args.radius, lc_factor=_finite(args.lc_factor, "--lc-factor", positive=True),
-        lc_spread=_finite(args.lc_spread, "--lc-spread", upper=0.9),
-        ld_dex=_finite(args.ld_scatter, "--ld-scatter", upper=2.0), nh_taper=taper, types=types,
-        max_alpha_be=args.max_alpha_be, exclude_comments=tuple(args.exclude_comment))
+    options = correction_options(
+        distance_pc, ld=args.ld, nd=args.nd, radius=args.radius, lc_factor=args.lc_factor,
+        lc_spread=args.lc_spread, ld_scatter=args.ld_scatter, taper=args.taper,
+        types=args.types, max_alpha_be=args.max_alpha_be,
+        exclude_comments=args.exclude_comment, prefix="--")
     columns = column_map(**{k[4:]: v for k, v in vars(args).items() if k.startswith("col_")})
     table = read_catalog(args.catalog, readme=args.readme)
     check_columns(table, columns, options)
