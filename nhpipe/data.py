@@ -259,6 +259,13 @@ def load_split(path, split: str):
         return arrays[0], arrays[1], group["cube"][...]
 
 
+def split_size(path, split: str) -> int:
+    """Number of regions in one split, without reading them."""
+    _check_split(split)
+    with _open_dataset(path) as h5:
+        return len(h5[split]["cube"])
+
+
 def load_meta(path, split: str) -> dict:
     """The per-region record of one split (:data:`META`), as arrays of length N.
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .calibrate import fit_factor
-from .data import TRAINING_FAMILY, load_meta, load_split
+from .data import TRAINING_FAMILY, load_meta, load_split, split_size
 from .errors import InputError
 from .inference import sample_batches
 from .metrics import BEAM_BINS, DENSITY_BINS, DEPTH_BINS, binned_metrics
@@ -96,7 +96,7 @@ def load_family(path, *, split=None, max_regions=None) -> Family:
     """The regions of a data set to evaluate: its test split if it has one (the training
     family), else its val split (a validation family)."""
     if split is None:
-        split = "test" if len(load_split(path, "test")[0]) else "val"
+        split = "test" if split_size(path, "test") else "val"
     log_nh, log_nm, _ = load_split(path, split)
     meta = load_meta(path, split)
     keep = slice(None, max_regions)
