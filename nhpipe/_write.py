@@ -85,9 +85,9 @@ def check_output_path(out: str | os.PathLike, *, inputs=(), overwrite: bool = Fa
             raise InputError(f"output {out} is {kind}: nhpipe writes only regular files")
         for source in inputs:
             if source is not None and Path(source).exists() and os.path.samefile(out, source):
-                raise InputError(f"output {out} is an input file: choose another --out")
+                raise InputError(f"output {out} is an input file: choose another `out`")
         if not overwrite:
-            raise InputError(f"output {out} exists: pass --overwrite to replace it")
+            raise InputError(f"output {out} exists: pass `overwrite=True` to replace it")
     if size_bytes and shutil.disk_usage(parent).free < 1.1 * size_bytes:
         raise InputError(f"not enough free disk in {parent} for the output "
                          f"(~{size_bytes / 1e6:.0f} MB)")

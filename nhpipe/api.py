@@ -74,43 +74,41 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
 
 def correction_options(distance_pc: float, *, ld=None, nd=None, radius="observed",
                        lc_factor=2.0, lc_spread=0.25, ld_scatter=0.3, taper=None, types=None,
-                       max_alpha_be=None, exclude_comments=(), seed=0, n_draws=1000,
-                       prefix: str = ""):
+                       max_alpha_be=None, exclude_comments=(), seed=0, n_draws=1000):
     """Checked :class:`nhpipe.cores.CorrectionOptions` from user values (strings or numbers).
 
     The one place the correction's options are parsed and validated, for the Python API
-    and the CLI alike; ``prefix`` is put before each option's name in the messages
-    (``"--"`` for the CLI, so that they name its flags).
+    and the CLI alike; its messages name the Python parameters (the CLI shows its flags).
     """
     from .cores import CorrectionOptions
     from .units import parse_column_density, parse_length_pc, parse_number_density
 
     if (ld is None) == (nd is None):
-        raise InputError(f"give exactly one of {prefix}ld (diffuse depth, A.3) or {prefix}nd "
-                         f"(diffuse density, A.4), e.g. {prefix}ld 10pc")
+        raise InputError("give exactly one of `ld` (diffuse depth, A.3) or `nd` "
+                         "(diffuse density, A.4), e.g. `ld='10pc'`")
     if isinstance(types, str):
         try:
             types = tuple(int(t) for t in types.split(","))
         except ValueError:
-            raise InputError(f"{prefix}types must be integers like 2 or 1,2, got {types!r}") \
+            raise InputError(f"`types` must be integers like 2 or 1,2, got {types!r}") \
                 from None
 
     def finite(value, name, *, positive=False, upper=None) -> float:
         ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
         if not ok or (upper is not None and value > upper):
             bound = f" and at most {upper:g}" if upper is not None else ""
-            raise InputError(f"{prefix}{name} must be a finite number "
+            raise InputError(f"`{name}` must be a finite number "
                              f"{'> 0' if positive else '>= 0'}{bound}, got {value!r}")
         return float(value)
 
     return CorrectionOptions(
         distance_pc=distance_pc,
-        l_d_pc=parse_length_pc(ld, what=f"{prefix}ld") if ld is not None else None,
-        n_d=parse_number_density(nd, what=f"{prefix}nd") if nd is not None else None,
-        radius=radius, lc_factor=finite(lc_factor, "lc-factor", positive=True),
-        lc_spread=finite(lc_spread, "lc-spread", upper=0.9),
-        ld_dex=finite(ld_scatter, "ld-scatter", upper=2.0),
-        nh_taper=parse_column_density(taper, what=f"{prefix}taper") if taper else None,
+        l_d_pc=parse_length_pc(ld, what="ld") if ld is not None else None,
+        n_d=parse_number_density(nd, what="nd") if nd is not None else None,
+        radius=radius, lc_factor=finite(lc_factor, "lc_factor", positive=True),
+        lc_spread=finite(lc_spread, "lc_spread", upper=0.9),
+        ld_dex=finite(ld_scatter, "ld_scatter", upper=2.0),
+        nh_taper=parse_column_density(taper, what="taper") if taper else None,
         types=tuple(types) if types else None, max_alpha_be=max_alpha_be,
         exclude_comments=tuple(exclude_comments), seed=seed, n_draws=n_draws)
 

@@ -160,9 +160,9 @@ def run_batch(manifest, out_dir, *, workers: int = 2, scheduler: str | None = No
     fields = read_manifest(manifest)
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
-        raise InputError(f"--out-dir {out_dir} does not exist: create it first")
+        raise InputError(f"`out_dir` {out_dir} does not exist: create it first")
     if workers < 1 or retries < 0 or samples < 1:
-        raise InputError("--workers and --samples must be at least 1, --retries at least 0")
+        raise InputError("`workers` and `samples` must be at least 1, `retries` at least 0")
     report_path = check_output_path(out_dir / REPORT, overwrite=True)
     cluster = None
     if scheduler is None:

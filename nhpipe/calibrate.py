@@ -102,7 +102,7 @@ def calibrate_card(model_name: str, data, *, stem=None, regions: int = 24, sampl
     from .models import NETWORKS, load_model, models_dir, resolve_device
 
     if model_name not in NETWORKS:
-        raise InputError(f"--model must be one of {', '.join(NETWORKS)}, got {model_name!r}")
+        raise InputError(f"`model_name` must be one of {', '.join(NETWORKS)}, got {model_name!r}")
     paths = [data] if isinstance(data, (str, Path)) else list(data)
     stem = Path(stem) if stem is not None else models_dir() / model_name
     model = load_model(model_name, device=resolve_device(device), path=stem)

@@ -67,7 +67,7 @@ def assign_splits(n_cubes: int, *, seed: int, fractions=(0.8, 0.1, 0.1)) -> np.n
     With at least 3 cubes, validation and test get at least one cube each.
     """
     if n_cubes < 1:
-        raise InputError(f"--n-cubes must be at least 1, got {n_cubes!r}")
+        raise InputError(f"`n_cubes` must be at least 1, got {n_cubes!r}")
     counts = np.floor(np.asarray(fractions) * n_cubes).astype(int)
     if n_cubes >= 3:
         counts[1:] = np.maximum(counts[1:], 1)
@@ -155,16 +155,16 @@ def make_dataset(out, *, n_cubes: int, family: str = TRAINING_FAMILY, seed: int 
     from ._write import atomic_path, check_output_path
 
     if family != "v1" and family not in FAMILIES:
-        raise InputError(f"--family must be one of {', '.join(['v1', *FAMILIES])}, "
+        raise InputError(f"`family` must be one of {', '.join(['v1', *FAMILIES])}, "
                          f"got {family!r}")
     if workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers!r}")
+        raise InputError(f"`workers` must be at least 1, got {workers!r}")
     if family == "mhd" and source is None:
-        raise InputError("--family mhd needs --source SNAPSHOT (e.g. ../shared/data/"
+        raise InputError("`family='mhd'` needs `source`, a snapshot (e.g. ../shared/data/"
                          "idefix_orszagtang3d_mhd/data.0001.ref.vtk)")
     v1_options = {"beam_arcsec": beam_arcsec, "distance_pc": distance_pc, "noise": noise}
     if family != "v1" and (beam_arcsec or noise):
-        raise InputError(f"--beam and --noise are for --family v1 only; family {family} "
+        raise InputError(f"`beam_arcsec` and `noise` are for `family='v1'` only; family {family} "
                          "draws a beam and a noise level per region")
     out = check_output_path(out, overwrite=overwrite)
     if family in ("v1", TRAINING_FAMILY):

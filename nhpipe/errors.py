@@ -2,6 +2,11 @@
 
 The CLI prints an :class:`InputError` as a single line and exits with status 2; any other
 exception is a bug in nhpipe and keeps its traceback.
+
+Messages name what the user can change as the Python parameter, in backticks: ```samples```,
+```overwrite=True```, ```distance='400pc'```, ```columns['density']```. Python callers read
+them as written; the CLI rewrites each into its flag (``--samples``, ``--overwrite``,
+``--distance 400pc``, ``--col-density``) in one place, ``nhpipe.cli.as_flags``.
 """
 
 

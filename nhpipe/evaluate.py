@@ -27,6 +27,7 @@ from .errors import InputError
 from .inference import sample_batches
 from .metrics import BEAM_BINS, DENSITY_BINS, DEPTH_BINS, binned_metrics
 from .models import load_model, resolve_device
+from .models._common import scale_spread
 from .grid import PIXEL_PC as CELL_PC
 from .units import PC_CM
 
@@ -60,7 +61,7 @@ def mdr_regions(log_nh: np.ndarray, *, pixel_pc: float = CELL_PC) -> np.ndarray:
         from volume_density_mapper import compute_mean_density_width
     except ImportError:
         raise InputError("the MDR baseline needs volume-density-mapper: pip install "
-                         "volume-density-mapper (or pass --no-mdr)") from None
+                         "volume-density-mapper (or pass `mdr=False`)") from None
     out = []
     for region in log_nh:
         with contextlib.redirect_stdout(io.StringIO()):  # it prints every scale
@@ -139,7 +140,7 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
         beam).
     """
     if samples < 1:
-        raise InputError(f"--samples must be at least 1, got {samples!r}")
+        raise InputError(f"`samples` must be at least 1, got {samples!r}")
     paths = [data] if isinstance(data, (str, Path)) else list(data)
     torch_device = resolve_device(device)
     families = [load_family(p, split=split, max_regions=max_regions) for p in paths]
@@ -166,7 +167,7 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
             "regions_per_s": float(np.mean(speeds)), "samples": samples,
             "spread_card": getattr(getattr(model, "config", None), "spread", None),
             "lofo_spread": spreads,
-            "metrics": {f.name: _metrics(_rescale(d, spreads.get(f.name, 1.0)), f)
+            "metrics": {f.name: _metrics(scale_spread(d, spreads.get(f.name, 1.0), axis=0), f)
                         for d, f in zip(draws, families)}}
     if mdr:
         result["estimators"][MDR] = {
@@ -189,13 +190,6 @@ def _leave_one_out(draws, families) -> dict:
         truth = np.concatenate([families[i].log_nm.reshape(-1) for i in others])
         factors[family.name] = fit_factor(pooled, truth)[0]
     return factors
-
-
-def _rescale(draws, factor):
-    if factor == 1.0 or len(draws) < 2:
-        return draws
-    mean = draws.mean(axis=0, keepdims=True)
-    return mean + factor * (draws - mean)
 
 
 def _metrics(draws, family: Family) -> dict:

@@ -92,12 +92,12 @@ def load_map(source, *, hdu=None, species=None, bunit=None) -> ColumnMap:
     if found is None:
         raise InputError(
             f"{name}: the header does not say whether the map is N(H2) or N_H: "
-            "give --species H2 (Herschel HGBS/Hi-GAL maps) or --species H"
+            "give `species='H2'` (Herschel HGBS/Hi-GAL maps) or `species='H'`"
         )
     if species and (unit_species or species_from_header(header)) not in (None, species):
         warnings.warn(
             f"{name}: header suggests {unit_species or species_from_header(header)}, "
-            f"using --species {species} as asked",
+            f"using `species='{species}'` as asked",
             NhpipeWarning,
             stacklevel=2,
         )
@@ -112,7 +112,7 @@ def load_map(source, *, hdu=None, species=None, bunit=None) -> ColumnMap:
     if fraction > MAX_NONPOSITIVE_FRACTION:
         raise InputError(
             f"{name}: {fraction:.0%} of the pixels are zero or negative: this is not a "
-            "column-density map (check the HDU with --hdu, or the background subtraction)"
+            "column-density map (check the HDU with `hdu`, or the background subtraction)"
         )
     if fraction > 0:
         warnings.warn(
@@ -145,7 +145,7 @@ def _check_plausible(nh: np.ndarray, name: str) -> None:
         raise InputError(
             f"{name}: {int(bad.sum())} pixels ({fraction:.1%}) have N_H outside {lo:.0e}-"
             f"{hi:.0e} cm-2 (median {np.median(nh[valid]):.2g} cm-2): check BUNIT, or give "
-            "the right unit with --bunit (e.g. --bunit cm-2)")
+            "the right unit with `bunit` (e.g. `bunit='cm-2'`)")
     warnings.warn(f"{name}: {int(bad.sum())} pixels with N_H outside {lo:.0e}-{hi:.0e} "
                   "cm-2 are masked as blank", NhpipeWarning, stacklevel=3)
     nh[bad] = np.nan

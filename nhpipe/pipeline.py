@@ -169,11 +169,7 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
         chosen grid's celestial WCS, BUNIT and the provenance cards.
     """
     # Every option is checked before any work, so a bad one costs nothing.
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise InputError(f"--samples must be a positive integer, got {samples!r}")
-    if output_grid not in OUTPUT_GRIDS:
-        raise InputError(f"--output-grid must be input or model, got {output_grid!r}")
-    _check_stride(stride)
+    _check_options(samples, output_grid, stride)
     distance_pc = parse_distance(distance)
     torch_device = resolve_device(device)
     # A loaded model can be passed instead of a name (batch workers load each once).
@@ -211,13 +207,7 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
 
     if output_grid == "input":
         wcs, nh = cmap.wcs, cmap.nh
-        # Extending the statistics by their nearest valid value first lets the bilinear
-        # mapping reach the input's edge pixels; the input's own blanks are masked after.
-        back, _ = resample(fill_blanks(np.concatenate([stats, count[None]])), grid_wcs,
-                           cmap.wcs, cmap.shape)
-        back = back.astype(np.float32)  # what is written; halves the largest array held
-        back[:, ~np.isfinite(nh)] = np.nan
-        stats, count = back[:-1], back[-1]
+        stats, count = _map_back(stats, count, grid_wcs, cmap)
     else:
         wcs, nh = grid_wcs, nh_grid
     stage("map back")
@@ -233,6 +223,26 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
         provenance["BEAMPX"] = (round(beam_px, 4), "[model px] beam FWHM on the model grid")
         provenance["BEAMSRC"] = (beam_source, "where the beam came from")
     return planes_hdulist(planes, wcs, provenance)
+
+
+def _check_options(samples, output_grid, stride) -> None:
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise InputError(f"`samples` must be a positive integer, got {samples!r}")
+    if output_grid not in OUTPUT_GRIDS:
+        raise InputError(f"`output_grid` must be input or model, got {output_grid!r}")
+    _check_stride(stride)
+
+
+def _map_back(stats, count, grid_wcs, cmap):
+    """The statistics (S, ny, nx) and coverage (ny, nx) of the model grid on the input's
+    grid, as float32, blank where the input is blank."""
+    # Extending the statistics by their nearest valid value first lets the bilinear
+    # mapping reach the input's edge pixels; the input's own blanks are masked after.
+    back, _ = resample(fill_blanks(np.concatenate([stats, count[None]])), grid_wcs,
+                       cmap.wcs, cmap.shape)
+    back = back.astype(np.float32)  # what is written; halves the largest array held
+    back[:, ~np.isfinite(cmap.nh)] = np.nan
+    return back[:-1], back[-1]
 
 
 #: Peak bytes per pixel of the input grid and of the model grid during a run, and the
@@ -285,8 +295,8 @@ def check_memory(input_shape, model_shape, samples: int, *, name: str = "map",
         raise InputError(
             f"{name}: this run needs about {need / 1e9:.1f} GB ({np.prod(input_shape):,} "
             f"input pixels, {np.prod(model_shape):,} model pixels, {samples} samples per "
-            f"patch) but {available / 1e9:.1f} GB are available: lower --samples, use "
-            "--output-grid model, or cut the map into parts")
+            f"patch) but {available / 1e9:.1f} GB are available: lower `samples`, use "
+            "`output_grid='model'`, or cut the map into parts")
     return batch
 
 
@@ -314,8 +324,8 @@ def _map_beam(cmap: ColumnMap, beam_arcsec: float | None, model, distance_pc: fl
     if beam_arcsec is None:
         if beam_range:
             raise InputError(f"{cmap.name}: the header gives no beam (BMAJ): give the map's "
-                             "resolution with --beam, e.g. --beam 18.2arcsec (HGBS N_H maps)"
-                             " or --beam 36.3arcsec (500 um resolution)")
+                             "resolution with `beam`, e.g. `beam='18.2arcsec'` (HGBS N_H maps)"
+                             " or `beam='36.3arcsec'` (500 um resolution)")
         return None, None
     beam_px = beam_arcsec / pixel_arcsec
     if beam_range and not beam_range[0] <= beam_px <= beam_range[1]:
@@ -336,7 +346,7 @@ def _map_beam(cmap: ColumnMap, beam_arcsec: float | None, model, distance_pc: fl
 
 def _check_stride(stride) -> None:
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)):
-        raise InputError(f"--stride must be an integer number of pixels, got {stride!r}")
+        raise InputError(f"`stride` must be an integer number of pixels, got {stride!r}")
     try:
         plan_tiles((1, 1), stride=stride)
     except ValueError as exc:

@@ -90,156 +90,178 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     -------
     dict : the model card written.
     """
-    existing = [p for p in (Path(out).with_suffix(".safetensors"), Path(out).with_suffix(".json"))
-                if p.exists()]
-    if existing and not (overwrite or resume):
-        raise InputError(f"{existing[0]} exists: pass --overwrite to replace it (or train to "
-                         "another --out)")
+    out = Path(out)
+    _check_options(model_name, out, epochs=epochs, batch_size=batch_size, lr=lr,
+                   overwrite=overwrite, resume=resume)
     if model_name == "powerlaw":
         return fit_powerlaw_card(data, out)
-    if model_name not in NETWORKS:
-        raise InputError(f"--model must be one of powerlaw, {', '.join(NETWORKS)}, got "
-                         f"{model_name!r}")
-    for name, value in (("epochs", epochs), ("batch-size", batch_size)):
-        if value < 1:
-            raise InputError(f"--{name} must be at least 1, got {value!r}")
-    if not lr > 0:
-        raise InputError(f"--lr must be positive, got {lr!r}")
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise InputError(f"output directory {out.parent} does not exist: create it first")
     torch_device = resolve_device(device)
     ckpt_path = out.with_suffix(".ckpt")
     if resume and not ckpt_path.is_file():
-        raise InputError(f"--resume: no checkpoint {ckpt_path}")
+        raise InputError(f"`resume`: no checkpoint {ckpt_path}")
 
     generator = torch.Generator().manual_seed(seed)
     train_set = RegionDataset(data, "train", augment=True, crop=crop, generator=generator)
     log_nh, log_nm = train_set.log_nh, train_set.log_nm
-    val_nh, val_nm, _ = load_split(data, "val")
-    val_beam = load_meta(data, "val")["beam_px"].astype(np.float32)
-    if len(log_nh) == 0 or len(val_nh) == 0:
+    val = _validation_split(data)
+    if len(log_nh) == 0:
         raise InputError(f"{data}: the train and val splits must not be empty")
-    config = {"beam_range": _beam_range(data), **(config or {})}
-    normaliser = Normaliser.fit(log_nh[:, ::4, ::4], log_nm[:, ::4, ::4])
-    # The initial weights come from torch's global generator; seed it inside a fork so
-    # that the caller's random state is left as it was.
-    with torch.random.fork_rng(devices=[]):
-        torch.random.default_generator.manual_seed(seed)
-        model = build_network(model_name, config, normaliser).to(torch_device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    ema = EMA(model) if model_name in EMA_MODELS else None
-    noise_gen = torch.Generator(device=torch_device).manual_seed(seed + 1)
+    model = _initial_network(model_name, {"beam_range": _beam_range(data), **(config or {})},
+                             log_nh, log_nm, seed).to(torch_device)
+    run = _Run(model_name, model, lr, generator,
+               torch.Generator(device=torch_device).manual_seed(seed + 1))
+    if resume:
+        run.restore(ckpt_path, torch_device)
     steps_per_epoch = max(1, len(log_nh) // batch_size)
     total_steps = epochs * steps_per_epoch
-    state = {"step": 0, "elapsed": 0.0, "rows": []}
-    if resume:
-        saved = torch.load(ckpt_path, map_location=torch_device, weights_only=True)
-        wanted = json.dumps({"name": model_name, "config": model.card()["config"]},
-                            sort_keys=True)
-        if saved.get("identity") != wanted:
-            raise InputError(f"--resume: checkpoint {ckpt_path} is of another model or "
-                             f"config ({saved.get('identity', 'not recorded')}); train "
-                             "afresh without --resume or use the same --model/--config")
-        model.load_state_dict(saved["model"])
-        optimiser.load_state_dict(saved["optimiser"])
-        if ema is not None:
-            ema.shadow = saved["ema"]
-            ema.updates = int(saved["step"])
-        generator.set_state(saved["generator"])
-        noise_gen.set_state(saved["noise_gen"])
-        state = {"step": int(saved["step"]), "elapsed": float(saved["elapsed"]),
-                 "rows": json.loads(saved["rows"])}
-
-    def save_checkpoint():
-        payload = {"identity": json.dumps({"name": model_name,
-                                           "config": model.card()["config"]}, sort_keys=True),
-                   "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                   "generator": generator.get_state(), "noise_gen": noise_gen.get_state(),
-                   "step": state["step"], "elapsed": state["elapsed"],
-                   "rows": json.dumps(state["rows"])}
-        if ema is not None:
-            payload["ema"] = ema.shadow
-        from ._write import atomic_path
-
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(payload, tmp)
 
     def schedule(step):
         # Cosine decay over the steps or over the time limit, whichever ends first.
         done = step / total_steps
         if max_minutes:
-            done = max(done, state["elapsed"] / (60 * max_minutes))
+            done = max(done, run.elapsed / (60 * max_minutes))
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
-    start = time.monotonic() - state["elapsed"]
+    start = time.monotonic() - run.elapsed
     last_ckpt = time.monotonic()
     running, count = 0.0, 0
-    bar = tqdm(total=total_steps, initial=state["step"], unit="step", disable=not progress,
+    bar = tqdm(total=total_steps, initial=run.step, unit="step", disable=not progress,
                desc=f"train {model_name}")
     stopped_early = False
-    while state["step"] < total_steps:
-        model.train()
+    while run.step < total_steps:
         index = torch.randint(len(log_nh), (batch_size,), generator=generator)
         x, y, beam = (torch.stack(t).to(torch_device)
                       for t in zip(*(train_set[i] for i in index.tolist())))
-        x, r = model.inputs(x, beam), normaliser.targets(y, x)
-        for group in optimiser.param_groups:
-            group["lr"] = lr * schedule(state["step"])
-        loss = model.loss(x, r, noise_gen)
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"training diverged at step {state['step']} (loss {loss.item()})")
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        if ema is not None:
-            ema.update(model)
-        state["step"] += 1
-        running += loss.item()
+        loss = run.update(x, y, beam, lr * schedule(run.step))
+        running += loss
         count += 1
         bar.update(1)
         bar.set_postfix(loss=f"{running / count:.4f}")
-        state["elapsed"] = time.monotonic() - start
-        end_of_epoch = state["step"] % steps_per_epoch == 0 or state["step"] == total_steps
-        out_of_time = max_minutes is not None and state["elapsed"] > 60 * max_minutes
+        run.elapsed = time.monotonic() - start
+        end_of_epoch = run.step % steps_per_epoch == 0 or run.step == total_steps
+        out_of_time = max_minutes is not None and run.elapsed > 60 * max_minutes
         if end_of_epoch or out_of_time:
-            val = _validation_loss(model, ema, (val_nh, val_nm, val_beam), torch_device, seed)
-            state["rows"].append({"step": state["step"],
-                                  "epoch": round(state["step"] / steps_per_epoch, 3),
-                                  "train_loss": running / count, "val_loss": val,
-                                  "elapsed_s": round(state["elapsed"], 1)})
-            bar.write(f"step {state['step']}: train {running / count:.4f} val {val:.4f}")
+            loss = _validation_loss(model, run.ema, val, torch_device, seed)
+            run.rows.append({"step": run.step, "epoch": round(run.step / steps_per_epoch, 3),
+                             "train_loss": running / count, "val_loss": loss,
+                             "elapsed_s": round(run.elapsed, 1)})
+            bar.write(f"step {run.step}: train {running / count:.4f} val {loss:.4f}")
             running, count = 0.0, 0
         if time.monotonic() - last_ckpt > 60 * checkpoint_minutes or out_of_time:
-            save_checkpoint()
+            run.save(ckpt_path)
             last_ckpt = time.monotonic()
         if out_of_time:
             stopped_early = True
             break
     bar.close()
-    save_checkpoint()
-    if ema is not None:
-        ema.copy_to(model)
-    card = {
-        "name": model_name, "nhpipe_version": __version__,
-        "config": model.card()["config"], "normaliser": model.card()["normaliser"],
-        "training": {
-            "data": Path(data).name, "data_sha256": sha256_file(data),
-            "data_recipe": _recipe(data), "seed": seed, "epochs_done":
-            round(state["step"] / steps_per_epoch, 2), "steps": state["step"],
-            "batch_size": batch_size, "lr": lr, "crop_px": crop, "ema": ema is not None,
-            "optimizer": "Adam, cosine decay, grad-norm clip 1.0",
-            "stopped_by_time_limit": stopped_early,
-            "time_s": round(state["elapsed"], 1), "device": _device_name(torch_device),
+    run.save(ckpt_path)
+    if run.ema is not None:
+        run.ema.copy_to(model)
+    training = {"data": Path(data).name, "data_sha256": sha256_file(data),
+                "data_recipe": _recipe(data), "seed": seed, "batch_size": batch_size,
+                "lr": lr, "crop_px": crop, "stopped_by_time_limit": stopped_early,
+                **run.record(steps_per_epoch, torch_device)}
+    card = {"name": model_name, "nhpipe_version": __version__,
+            "config": model.card()["config"], "normaliser": model.card()["normaliser"],
+            "training": training, "metrics": {}}
+    _write_curves(out, run.rows)
+    return save_network(model.cpu(), out, card)
+
+
+def _check_options(model_name, out: Path, *, epochs, batch_size, lr, overwrite, resume):
+    """Refuse bad training options and an unasked replacement of weights, before any work."""
+    existing = [p for p in (out.with_suffix(".safetensors"), out.with_suffix(".json"))
+                if p.exists()]
+    if existing and not (overwrite or resume):
+        raise InputError(f"{existing[0]} exists: pass `overwrite=True` to replace it (or train to "
+                         "another `out`)")
+    if model_name != "powerlaw" and model_name not in NETWORKS:
+        raise InputError(f"`model_name` must be one of powerlaw, {', '.join(NETWORKS)}, got "
+                         f"{model_name!r}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if value < 1:
+            raise InputError(f"`{name}` must be at least 1, got {value!r}")
+    if not lr > 0:
+        raise InputError(f"`lr` must be positive, got {lr!r}")
+    if not out.parent.is_dir():
+        raise InputError(f"output directory {out.parent} does not exist: create it first")
+
+
+class _Run:
+    """The state of one training run: network, optimiser, EMA, random streams, progress;
+    one optimiser step at a time, saved to and restored from a checkpoint."""
+
+    def __init__(self, model_name, model, lr, generator, noise_gen):
+        self.name, self.model, self.generator, self.noise_gen = model_name, model, generator, \
+            noise_gen
+        self.optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+        self.ema = EMA(model) if model_name in EMA_MODELS else None
+        self.step, self.elapsed, self.rows = 0, 0.0, []
+
+    def identity(self) -> str:
+        """Model name and config: a checkpoint resumes only the same network."""
+        return json.dumps({"name": self.name, "config": self.model.card()["config"]},
+                          sort_keys=True)
+
+    def update(self, x, y, beam, lr: float) -> float:
+        """One optimiser step on a batch (x: log10 N_H, y: log10 <n_H>_m, beam in px)."""
+        self.model.train()
+        # The targets are residuals about the power law of the raw log10 N_H.
+        r = self.model.normaliser.targets(y, x)
+        x = self.model.inputs(x, beam)
+        for group in self.optimiser.param_groups:
+            group["lr"] = lr
+        loss = self.model.loss(x, r, self.noise_gen)
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"training diverged at step {self.step} (loss {loss.item()})")
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimiser.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step += 1
+        return loss.item()
+
+    def record(self, steps_per_epoch: int, device) -> dict:
+        """What the model card says of this run's progress and machine."""
+        return {
+            "epochs_done": round(self.step / steps_per_epoch, 2), "steps": self.step,
+            "ema": self.ema is not None, "optimizer": "Adam, cosine decay, grad-norm clip 1.0",
+            "time_s": round(self.elapsed, 1), "device": _device_name(device),
             "threads": torch.get_num_threads(),
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "final_val_loss": state["rows"][-1]["val_loss"] if state["rows"] else None,
-        },
-        "metrics": {},
-    }
-    _write_curves(out, state["rows"])
-    return save_network(model.cpu(), out, card)
+            "final_val_loss": self.rows[-1]["val_loss"] if self.rows else None,
+        }
+
+    def save(self, path: Path) -> None:
+        from ._write import atomic_path
+
+        payload = {"identity": self.identity(), "model": self.model.state_dict(),
+                   "optimiser": self.optimiser.state_dict(),
+                   "generator": self.generator.get_state(),
+                   "noise_gen": self.noise_gen.get_state(), "step": self.step,
+                   "elapsed": self.elapsed, "rows": json.dumps(self.rows)}
+        if self.ema is not None:
+            payload["ema"] = self.ema.shadow
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    def restore(self, path: Path, device) -> None:
+        saved = torch.load(path, map_location=device, weights_only=True)
+        if saved.get("identity") != self.identity():
+            raise InputError(f"`resume`: checkpoint {path} is of another model or "
+                             f"config ({saved.get('identity', 'not recorded')}); train "
+                             "afresh without `resume` or use the same `model_name` and `config`")
+        self.model.load_state_dict(saved["model"])
+        self.optimiser.load_state_dict(saved["optimiser"])
+        if self.ema is not None:
+            self.ema.shadow = saved["ema"]
+            self.ema.updates = int(saved["step"])
+        self.generator.set_state(saved["generator"])
+        self.noise_gen.set_state(saved["noise_gen"])
+        self.step, self.elapsed = int(saved["step"]), float(saved["elapsed"])
+        self.rows = json.loads(saved["rows"])
 
 
 def fit_powerlaw_card(data, out) -> dict:
@@ -257,6 +279,24 @@ def fit_powerlaw_card(data, out) -> dict:
                          "data_recipe": _recipe(data), "fit": "least squares on every "
                          "pixel of the train split; sigma = rms residual (dex)"}}
     return write_card(out, card)
+
+
+def _initial_network(model_name, config, log_nh, log_nm, seed):
+    """The untrained network, its normaliser fitted on the training split."""
+    normaliser = Normaliser.fit(log_nh[:, ::4, ::4], log_nm[:, ::4, ::4])
+    # The initial weights come from torch's global generator; seed it inside a fork so
+    # that the caller's random state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        return build_network(model_name, config, normaliser)
+
+
+def _validation_split(data):
+    """(log10 N_H, log10 <n_H>_m, beam in px) of the val split; refused when empty."""
+    val_nh, val_nm, _ = load_split(data, "val")
+    if len(val_nh) == 0:
+        raise InputError(f"{data}: the train and val splits must not be empty")
+    return val_nh, val_nm, load_meta(data, "val")["beam_px"].astype(np.float32)
 
 
 @torch.no_grad()

@@ -53,7 +53,7 @@ def parse_column_unit(bunit: str | None) -> tuple[float, str | None]:
     """
     if bunit is None or not str(bunit).strip():
         raise InputError(
-            "the map has no BUNIT: give its unit with --bunit (e.g. --bunit cm-2)"
+            "the map has no BUNIT: give its unit with `bunit` (e.g. `bunit='cm-2'`)"
         )
     text = str(bunit).strip()
     species = "H2" if _H2_PATTERN.search(text) else None
@@ -67,7 +67,7 @@ def parse_column_unit(bunit: str | None) -> tuple[float, str | None]:
     except (ValueError, TypeError, u.UnitsError):
         raise InputError(
             f"BUNIT {text!r} is not a column density in cm-2: fix the header or give "
-            "the unit with --bunit (e.g. --bunit cm-2)"
+            "the unit with `bunit` (e.g. `bunit='cm-2'`)"
         ) from None
     return scale, species
 
@@ -113,7 +113,7 @@ def parse_positive(value, *, unit: str, what: str, example: str,
         of the wrong dimension, or not positive.
     """
     if value is None:
-        raise InputError(f"missing {what}: give it, e.g. {example}")
+        raise InputError(f"missing `{what}`: give it, e.g. {example}")
     try:
         if isinstance(value, u.Quantity):
             number = value.to_value(unit)
@@ -128,11 +128,11 @@ def parse_positive(value, *, unit: str, what: str, example: str,
                 raise LookupError
             number = (float(digits) * u.Unit(text or unit)).to_value(unit)
     except LookupError:
-        raise InputError(f"{what} needs a unit, e.g. {example}, got {value!r}") from None
+        raise InputError(f"`{what}` needs a unit, e.g. {example}, got {value!r}") from None
     except (ValueError, TypeError, u.UnitsError):
-        raise InputError(f"{what} must look like {example}, got {value!r}") from None
+        raise InputError(f"`{what}` must look like {example}, got {value!r}") from None
     if not np.isfinite(number) or number <= 0:
-        raise InputError(f"{what} must be positive, got {value!r}")
+        raise InputError(f"`{what}` must be positive, got {value!r}")
     return float(number)
 
 
@@ -148,32 +148,32 @@ def parse_distance(value) -> float:
     :data:`DISTANCE_RANGE_PC`.
     """
     pc = parse_positive(value, unit="pc", what="distance",
-                        example="--distance 400pc or 0.4kpc", require_unit=True)
+                        example="`distance='400pc'`", require_unit=True)
     lo, hi = DISTANCE_RANGE_PC
     if not lo <= pc <= hi:
         raise InputError(f"distance {value!r} = {pc:g} pc is outside {lo:g} pc-{hi / 1e3:g} kpc:"
-                         " check its unit (e.g. --distance 400pc or 0.4kpc)")
+                         " check its unit (e.g. `distance='400pc'`)")
     return pc
 
 
 def parse_length_pc(value, *, what: str) -> float:
     """A positive length such as ``'10pc'`` or ``'0.1 pc'``, in pc."""
-    return parse_positive(value, unit="pc", what=what, example=f"{what} 10pc")
+    return parse_positive(value, unit="pc", what=what, example=f"`{what}='10pc'`")
 
 
 def parse_number_density(value, *, what: str) -> float:
     """A positive density such as ``'1e3cm-3'`` or ``1000`` (cm-3), in cm-3."""
-    return parse_positive(value, unit="cm-3", what=what, example=f"{what} 1e3cm-3")
+    return parse_positive(value, unit="cm-3", what=what, example=f"`{what}='1e3cm-3'`")
 
 
 def parse_column_density(value, *, what: str) -> float:
     """A positive column density such as ``'1e23cm-2'`` or ``1e23`` (cm-2), in cm-2."""
-    return parse_positive(value, unit="cm-2", what=what, example=f"{what} 1e23cm-2")
+    return parse_positive(value, unit="cm-2", what=what, example=f"`{what}='1e23cm-2'`")
 
 
-def parse_angle_arcsec(value, *, what: str = "--beam") -> float:
+def parse_angle_arcsec(value, *, what: str = "beam") -> float:
     """A positive angle with its unit, e.g. ``'18.2arcsec'``, ``'0.6 arcmin'``, in arcsec."""
-    return parse_positive(value, unit="arcsec", what=what, example=f"{what} 18.2arcsec",
+    return parse_positive(value, unit="arcsec", what=what, example=f"`{what}='18.2arcsec'`",
                           require_unit=True)
 
 

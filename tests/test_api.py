@@ -37,7 +37,7 @@ def test_correct_catalog_takes_the_distance_from_the_map(write_map, tmp_path):
     assert table.meta["distance_pc"] == 400 and "nc_med" in table.colnames
     with pytest.raises(InputError, match="contradicts the map's DISTPC"):
         nhpipe.correct_catalog(hdul, cores, ld="10pc", distance="0.5kpc")
-    with pytest.raises(InputError, match="exactly one of ld"):
+    with pytest.raises(InputError, match="exactly one of `ld`"):
         nhpipe.correct_catalog(hdul, cores)
 
 
@@ -48,3 +48,30 @@ def test_quicklook_png(run_cli, write_map, tmp_path):
                              "--out", out, "--quiet", "--quicklook")
     assert status == 0, err
     assert (tmp_path / "res.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_errors_name_python_parameters_and_the_cli_its_flags(run_cli, write_map, tmp_path):
+    """One message, two readers: the API names ``samples``/``distance='400pc'``, the CLI
+    shows the same message with its flags."""
+    path = write_map()
+    with pytest.raises(InputError, match=r"`distance` needs a unit, e.g. `distance='400pc'`"):
+        nhpipe.estimate(path, distance="0.3", species="H2", model="powerlaw")
+    with pytest.raises(InputError, match="`samples` must be a positive integer"):
+        nhpipe.estimate(path, distance="400pc", species="H2", samples=0)
+    status, _, err = run_cli("run", path, "--distance", "0.3", "--species", "H2")
+    assert status == 2
+    assert "--distance needs a unit, e.g. --distance 400pc, got '0.3'" in err
+    assert "`" not in err
+    (tmp_path / "taken.fits").write_bytes(b"")
+    status, _, err = run_cli("run", path, "--distance", "400pc", "--species", "H2",
+                             "--model", "powerlaw", "--out", str(tmp_path / "taken.fits"))
+    assert status == 2 and "pass --overwrite to replace it" in err
+
+
+def test_as_flags_rewrites_only_known_flags():
+    from nhpipe.cli import as_flags, build_parser
+
+    parser = build_parser()
+    text = as_flags("set `columns['density']`, `ld='10pc'`, `mdr=False`, `model_name`, "
+                    "`overwrite=True` or `not_a_flag`", parser)
+    assert text == "set --col-density, --ld 10pc, --no-mdr, --model, --overwrite or not_a_flag"

@@ -44,7 +44,7 @@ class TestBeam:
 
     def test_missing_beam_refused_for_conditioned_models(self, write_map):
         cmap = load_map(write_map(extra={"BMAJ": None, "BMIN": None}), species="H2")
-        with pytest.raises(InputError, match="no beam.*--beam 18.2arcsec"):
+        with pytest.raises(InputError, match="no beam.*`beam='18.2arcsec'`"):
             _map_beam(cmap, None, CONDITIONED, 400.0)
         assert _map_beam(cmap, None, ONE_BEAM, 400.0) == (None, None)
 

@@ -224,7 +224,7 @@ class TestResources:
         assert check_memory((1000, 1000), (300, 300), 16, available=8 * 10**9) == 8
         # 64 samples of a 128^2 patch at 16 B: 16.8 MB per patch, still a batch of 8.
         assert check_memory((100, 100), (100, 100), 64, available=8 * 10**9) == 8
-        with pytest.raises(InputError, match=r"needs about .* GB .*--samples"):
+        with pytest.raises(InputError, match=r"needs about .* GB .*`samples`"):
             check_memory((10000, 10000), (3000, 3000), 16, available=24 * 10**9)
         with pytest.raises(InputError, match="100000 samples"):
             check_memory((100, 100), (100, 100), 100000, available=24 * 10**9)

@@ -58,7 +58,7 @@ class TestLoad:
         assert load_map(write_map(extra={"BTYPE": "N(H2)"})).species == "H2"
 
     def test_species_required(self, write_map):
-        with pytest.raises(InputError, match="--species"):
+        with pytest.raises(InputError, match="`species='H2'`"):
             load_map(write_map())
 
     def test_degenerate_third_axis(self, tmp_path):

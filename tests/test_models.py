@@ -172,7 +172,7 @@ def test_train_refuses_to_replace_weights(tiny_data, tmp_path):
     from nhpipe.train import train
 
     (tmp_path / "unet.safetensors").write_bytes(b"precious")
-    with pytest.raises(InputError, match="--overwrite"):
+    with pytest.raises(InputError, match="`overwrite=True`"):
         train("unet", tiny_data, tmp_path / "unet", epochs=1, device="cpu")
     assert (tmp_path / "unet.safetensors").read_bytes() == b"precious"
 

@@ -75,10 +75,10 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
         the core mass function's bands (:func:`write_outputs`).
     """
     if (options.l_d_pc is None) == (options.n_d is None):
-        raise InputError("give exactly one of --ld (diffuse depth, A.3) or --nd "
+        raise InputError("give exactly one of `ld` (diffuse depth, A.3) or `nd` "
                          "(diffuse density, A.4)")
     if options.radius not in ("observed", "deconvolved"):
-        raise InputError(f"--radius must be observed or deconvolved, got {options.radius!r}")
+        raise InputError(f"`radius` must be observed or deconvolved, got {options.radius!r}")
     out = table.copy()
     n = len(out)
     radius_pc = core_radius_pc(table, options.radius, columns)
@@ -113,48 +113,12 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
 
 
 def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file):
-    n = len(out)
     measured = status != "filtered"
-    rng = np.random.default_rng(options.seed)
-    log_nm = draw_from_quantiles(np.nan_to_num(stats.log_nm_quantiles, nan=0.0),
-                                 options.n_draws, rng) if n else np.zeros((options.n_draws, 0))
-    l_c = options.lc_factor * radius_pc * PC_CM
-    diffuse = options.l_d_pc * PC_CM if options.l_d_pc is not None else options.n_d
-    # Draws of the model's parameters from their priors (see CorrectionOptions).
-    shape = (options.n_draws, n)
-    l_c_draws = l_c * rng.uniform(1 - options.lc_spread, 1 + options.lc_spread, shape)
-    diffuse_draws = diffuse * 10 ** (options.ld_dex * rng.standard_normal(shape))
-
-    def solve(log_n_m, l_c=l_c, diffuse=diffuse):
-        n_m = 10.0**log_n_m
-        if options.l_d_pc is not None:
-            n_c, reason = correction.core_density_ld(stats.nh, n_m, l_c, diffuse)
-        else:
-            n_c, reason = correction.core_density_nd(stats.nh, n_m, l_c, diffuse)
-        if options.nh_taper:
-            n_c = correction.taper(n_c, n_m, stats.nh, nh_taper=options.nh_taper)
-        return n_c, reason
-
-    # n_c rises monotonically with <n>_m (at fixed N_H, L_c and L_d or n_d), so the
-    # quantiles of n_c are exactly the corrected quantiles of <n>_m; the Monte-Carlo
-    # draws serve the fraction of consistent draws and the CMF bands.
-    knots, knot_reason = solve(stats.log_nm_quantiles)   # rows Q02_5, Q16, Q50, Q84, Q97_5
-    n_c, reason = solve(log_nm, l_c_draws, diffuse_draws)
-    if n and (options.lc_spread or options.ld_dex):
-        # With uncertain parameters the intervals come from the joint draws.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # rows without any solution
-            knots = np.nanpercentile(np.where(reason == correction.OK, n_c, np.nan),
-                                     [2.5, 16, 50, 84, 97.5], axis=0)
-    consistent = np.mean(reason == correction.OK, axis=0) if n else np.zeros(0)
-    median_reason = knot_reason[2] if n else np.zeros(0, np.int8)
+    pct, n_c, consistent, median_reason = _solve_draws(stats, radius_pc, options)
     # A core is inconsistent when its median <n>_m has no solution.
     bad = (status == "ok") & (median_reason != correction.OK)
     status[bad] = "inconsistent"
-    pct = knots[[2, 1, 3, 0, 4]] if n else np.zeros((5, 0))
-    keep = status == "ok"
-    pct[:, ~keep] = np.nan
-
+    pct[:, status != "ok"] = np.nan
     density = _quantity(_column(table, columns, "density"), columns.density_unit)
     n_cat_h = density.to_value(u.cm**-3) * SPECIES_FACTOR[columns.density_species]
     mass_new = core_mass_msun(pct[0], radius_pc)
@@ -193,6 +157,58 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
         "nh_taper_cm2": options.nh_taper, "n_draws": options.n_draws, "seed": options.seed,
     })
     return out, n_c
+
+
+def _solve_draws(stats, radius_pc, options: CorrectionOptions):
+    """The corrected density of every core: its percentiles and Monte-Carlo draws.
+
+    Returns
+    -------
+    pct : ndarray, shape (5, n_cores)
+        n_c (cm-3) at the median, 16, 84, 2.5 and 97.5 %.
+    n_c : ndarray, shape (n_draws, n_cores)
+        Draws of n_c (cm-3); NaN where a draw has no solution.
+    consistent : ndarray, shape (n_cores,)
+        Fraction of the draws with a solution.
+    median_reason : ndarray of int8, shape (n_cores,)
+        :data:`correction.REASONS` code of the median <n_H>_m's solution.
+    """
+    n = len(radius_pc)
+    rng = np.random.default_rng(options.seed)
+    log_nm = draw_from_quantiles(np.nan_to_num(stats.log_nm_quantiles, nan=0.0),
+                                 options.n_draws, rng) if n else np.zeros((options.n_draws, 0))
+    l_c = options.lc_factor * radius_pc * PC_CM
+    diffuse = options.l_d_pc * PC_CM if options.l_d_pc is not None else options.n_d
+    # Draws of the model's parameters from their priors (see CorrectionOptions).
+    shape = (options.n_draws, n)
+    l_c_draws = l_c * rng.uniform(1 - options.lc_spread, 1 + options.lc_spread, shape)
+    diffuse_draws = diffuse * 10 ** (options.ld_dex * rng.standard_normal(shape))
+
+    def solve(log_n_m, l_c=l_c, diffuse=diffuse):
+        n_m = 10.0**log_n_m
+        if options.l_d_pc is not None:
+            n_c, reason = correction.core_density_ld(stats.nh, n_m, l_c, diffuse)
+        else:
+            n_c, reason = correction.core_density_nd(stats.nh, n_m, l_c, diffuse)
+        if options.nh_taper:
+            n_c = correction.taper(n_c, n_m, stats.nh, nh_taper=options.nh_taper)
+        return n_c, reason
+
+    # n_c rises monotonically with <n>_m (at fixed N_H, L_c and L_d or n_d), so the
+    # quantiles of n_c are exactly the corrected quantiles of <n>_m; the Monte-Carlo
+    # draws serve the fraction of consistent draws and the CMF bands.
+    knots, knot_reason = solve(stats.log_nm_quantiles)   # rows Q02_5, Q16, Q50, Q84, Q97_5
+    n_c, reason = solve(log_nm, l_c_draws, diffuse_draws)
+    if n and (options.lc_spread or options.ld_dex):
+        # With uncertain parameters the intervals come from the joint draws.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # rows without any solution
+            knots = np.nanpercentile(np.where(reason == correction.OK, n_c, np.nan),
+                                     [2.5, 16, 50, 84, 97.5], axis=0)
+    consistent = np.mean(reason == correction.OK, axis=0) if n else np.zeros(0)
+    median_reason = knot_reason[2] if n else np.zeros(0, np.int8)
+    pct = knots[[2, 1, 3, 0, 4]] if n else np.zeros((5, 0))
+    return pct, n_c, consistent, median_reason
 
 
 def _selected(table, options: CorrectionOptions, columns: CatalogueColumns) -> np.ndarray:

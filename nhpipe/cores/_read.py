@@ -125,13 +125,14 @@ def read_catalog(path, *, readme=None) -> Table:
 
 
 def _column(table, columns: CatalogueColumns, field: str):
-    """The catalogue column that ``columns.<field>`` names; the error names the option
-    that sets it (``--col-<field>``, the CLI's options are made from the same fields)."""
+    """The catalogue column that ``columns.<field>`` names; the error names the entry
+    that sets it (``columns['<field>']``; the CLI's ``--col-<field>`` options are made from
+    the same fields)."""
     name = getattr(columns, field)
     if name not in table.colnames:
         raise InputError(f"catalogue has no column {name!r} for the {field.replace('_', ' ')};"
                          f" it has {', '.join(table.colnames[:12])}... (set it with "
-                         f"--col-{field.replace('_', '-')})")
+                         f"`columns['{field}']`)")
     return table[name]
 
 
@@ -187,7 +188,7 @@ def check_columns(table, columns: CatalogueColumns, options) -> None:
         present = sorted({int(v) for v in _floats(_column(table, columns, "core_type"))
                           if np.isfinite(v)})
         if not set(options.types) & set(present):
-            raise InputError(f"--types {','.join(map(str, options.types))}: no core has these "
+            raise InputError(f"`types` {','.join(map(str, options.types))}: no core has these "
                              f"types; column {columns.core_type!r} holds {present[:10]}")
     density = _column(table, columns, "density")
     unit = density.unit if getattr(density, "unit", None) is not None \
@@ -196,7 +197,7 @@ def check_columns(table, columns: CatalogueColumns, options) -> None:
         u.Unit(unit).to(u.cm**-3)
     except (ValueError, TypeError, u.UnitsError):
         raise InputError(f"catalogue column {columns.density!r} has unit {str(unit)!r}, not a "
-                         "number density: set the right column with --col-density") from None
+                         "number density: set the right column with `columns['density']`") from None
 
 
 #: Largest core radius taken as a core (pc); dense cores are 0.01-0.1 pc, clumps ~1 pc.

@@ -107,5 +107,5 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda asked but no CUDA GPU is visible: use --device cpu")
+        raise InputError("`device='cuda'` asked but no CUDA GPU is visible: use `device='cpu'`")
     return torch.device(device)

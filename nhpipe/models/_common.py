@@ -160,9 +160,18 @@ def randn(shape, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor
     return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
-def scale_spread(samples: torch.Tensor, factor: float) -> torch.Tensor:
-    """Scale deviations from the per-pixel sample mean (axis 1) by ``factor``."""
-    if factor == 1.0 or samples.shape[1] < 2:
+def scale_spread(samples, factor: float, axis: int = 1):
+    """Scale deviations from the per-pixel sample mean by ``factor``.
+
+    Parameters
+    ----------
+    samples : torch.Tensor or numpy.ndarray
+        Samples along ``axis``: (B, S, ...) in the models (axis 1), (S, N) in evaluation
+        (axis 0).
+    factor : float
+        Calibrated spread factor (the model card's ``spread``).
+    """
+    if factor == 1.0 or samples.shape[axis] < 2:
         return samples
-    mean = samples.mean(dim=1, keepdim=True)
+    mean = samples.mean(axis=axis, keepdims=True)
     return mean + factor * (samples - mean)
