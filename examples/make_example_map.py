@@ -38,7 +38,7 @@ def main():
     truth = Path(args.out).with_name(Path(args.out).stem + "_true_nm.fits")
     cell_arcsec = CELL_PC / 400.0 * ARCSEC_PER_RAD
     header = tan_wcs(n_m.shape, pixel_arcsec=cell_arcsec).to_header()
-    header["BUNIT"] = ("log(cm-3)", "true log10 <n_H>_m")
+    header["BUNIT"] = ("dex(cm-3)", "true log10 <n_H>_m")
     fits.PrimaryHDU(np.log10(n_m).astype(np.float32), header=header).writeto(truth, overwrite=True)
     print(f"wrote {args.out} ({hdu.data.shape[1]} x {hdu.data.shape[0]} px) and {truth}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from astropy.io import fits
@@ -51,9 +52,6 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
     astropy.table.Table
         The catalogue with the measured and corrected columns (units attached).
     """
-    from astropy.table import Table
-
-    from .cores import check_columns, column_map, read_catalog
     from .cores import correct_catalog as _correct
 
     with tempfile.TemporaryDirectory() as folder:
@@ -62,14 +60,54 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
             result.writeto(path)
         else:
             path = Path(result)
-        options = correction_options(
-            map_distance(path, distance), ld=ld, nd=nd, radius=radius, lc_factor=lc_factor,
-            lc_spread=lc_spread, ld_scatter=ld_scatter, taper=taper, seed=seed,
-            n_draws=n_draws)
-        cols = column_map(**(columns or {}))
-        table = catalogue if isinstance(catalogue, Table) else read_catalog(catalogue)
-        check_columns(table, cols, options)
-        return _correct(table, path, options, cols)[0]
+        job = prepare_catalog(catalogue, map_distance(path, distance), columns=columns, ld=ld,
+                              nd=nd, radius=radius, lc_factor=lc_factor, lc_spread=lc_spread,
+                              ld_scatter=ld_scatter, taper=taper, seed=seed, n_draws=n_draws)
+        return _correct(job.table, path, job.options, job.columns)[0]
+
+
+@dataclass(frozen=True)
+class CatalogueJob:
+    """A core catalogue with its correction options and column map, all checked."""
+
+    table: object
+    options: object
+    columns: object
+
+
+def prepare_catalog(catalogue, distance_pc: float, *, columns=None, readme=None,
+                    **options) -> CatalogueJob:
+    """Everything of a correction that can be checked before any map work: the options
+    (:func:`correction_options`), the column map and the catalogue with the columns it
+    needs. ``catalogue`` is a path or an astropy Table."""
+    from astropy.table import Table
+
+    from .cores import check_columns, column_map, read_catalog
+
+    checked = correction_options(distance_pc, **options)
+    cols = column_map(**(columns or {}))
+    table = catalogue if isinstance(catalogue, Table) else read_catalog(catalogue,
+                                                                         readme=readme)
+    check_columns(table, cols, checked)
+    return CatalogueJob(table, checked, cols)
+
+
+def write_corrected(job: CatalogueJob, map_path, prefix, *, overwrite=False, inputs=()):
+    """Correct a prepared catalogue on an nhpipe output file and write its five outputs
+    (PREFIX.ecsv, .fits, .reg, _fig10.png, _cmf.png, all or none).
+
+    Returns
+    -------
+    result : astropy.table.Table
+    paths : dict of Path
+    """
+    from .cores import correct_catalog as _correct
+    from .cores import write_outputs
+
+    result, draws = _correct(job.table, map_path, job.options, job.columns)
+    paths = write_outputs(result, prefix, draws=draws, columns=job.columns,
+                          overwrite=overwrite, inputs=[map_path, *inputs])
+    return result, paths
 
 
 def correction_options(distance_pc: float, *, ld=None, nd=None, radius="observed",

@@ -1,10 +1,12 @@
 """``nhpipe batch``: many survey fields, one dask.distributed task each.
 
 A manifest (CSV or ECSV) lists the fields: columns ``path, distance, species`` and
-optionally ``hdu, beam, out``. Each field is one task on a dask.distributed cluster: a
-``LocalCluster`` of ``workers`` processes by default, or an existing scheduler
-(``tcp://HOST:PORT``; a Slurm or PBS cluster started with dask-jobqueue gives one). Every
-worker loads the model once and keeps it for all its fields.
+optionally ``hdu, beam, out``, and ``catalog`` with ``ld`` or ``nd`` to correct a core
+catalogue on the field's output (``OUT_cores.*``, as ``nhpipe run --catalog``). Each
+field is one task on a dask.distributed cluster: a ``LocalCluster`` of ``workers``
+processes by default, or an existing scheduler (``tcp://HOST:PORT``; a Slurm or PBS
+cluster started with dask-jobqueue gives one). Every worker loads the model once and keeps
+it for all its fields.
 
 A field whose output already exists with the same provenance (input sha256, model sha256
 and the options that change the result) is skipped, so a batch killed at any moment and
@@ -28,7 +30,7 @@ from astropy.table import Table
 from .errors import InputError
 
 REQUIRED = ("path", "distance", "species")
-OPTIONAL = ("hdu", "beam", "out")
+OPTIONAL = ("hdu", "beam", "out", "catalog", "ld", "nd")
 REPORT = "batch_report.ecsv"
 
 
@@ -116,16 +118,28 @@ def _worker_model(name: str, device: str):
 
 
 def run_field(field: dict, *, out_dir, model: str, samples: int, seed: int,
-              device: str) -> dict:
-    """Process one field (in a worker): done, skipped, or failed with its one-line error."""
-    from .pipeline import estimate
+              device: str, quicklook: bool = False) -> dict:
+    """Process one field (in a worker): done, skipped, or failed with its one-line error.
+
+    The catalogue of the field (if any) is checked before the map is computed; its outputs
+    are remade when the map is or when they were made with another L_d or n_d.
+    """
     from ._write import write_hdulist
+    from .api import prepare_catalog, write_corrected
+    from .pipeline import estimate
+    from .units import parse_distance
 
     start = time.monotonic()
     out = Path(out_dir) / output_name(field)
-    row = {"path": field["path"], "output": str(out), "status": "done", "error": ""}
+    row = {"path": field["path"], "output": str(out), "status": "done", "error": "",
+           "cores": ""}
     try:
+        job = None
+        if field["catalog"] is not None:
+            job = prepare_catalog(field["catalog"], parse_distance(field["distance"]),
+                                  ld=field["ld"], nd=field["nd"])
         estimator = _worker_model(model, device)
+        hdul = None
         if _up_to_date(out, field, estimator, samples, seed):
             row["status"] = "skipped"
         else:
@@ -134,16 +148,44 @@ def run_field(field: dict, *, out_dir, model: str, samples: int, seed: int,
                             model=estimator, samples=samples, seed=seed, device=device,
                             command=f"nhpipe batch (field {field['path']})")
             write_hdulist(out, hdul, overwrite=True, inputs=[field["path"]])
+        png = out.with_suffix(".png")
+        if quicklook and (hdul is not None or not png.is_file()):
+            from .quicklook import quicklook as draw
+
+            with fits.open(out) as written:
+                draw(written, png)
+        if job is not None:
+            prefix = out.with_suffix("").with_name(out.stem + "_cores")
+            if hdul is not None or not _cores_up_to_date(prefix, job.options):
+                write_corrected(job, out, prefix, overwrite=True, inputs=[field["catalog"]])
+                row["status"] = "done"
+            row["cores"] = f"{prefix}.ecsv"
     except InputError as exc:
-        row.update(status="failed", error=str(exc))
+        row.update(status="failed", error=str(exc), output="", cores="")
     row["seconds"] = round(time.monotonic() - start, 2)
     row["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return row
 
 
+def _cores_up_to_date(prefix: Path, options) -> bool:
+    """Whether PREFIX.ecsv exists and was made with the same L_d or n_d and distance."""
+    path = Path(f"{prefix}.ecsv")
+    if not path.is_file():
+        return False
+    try:
+        meta = Table.read(path, format="ascii.ecsv").meta
+    except Exception:  # unreadable: remake it
+        return False
+    recorded = (meta.get("l_d_pc"), meta.get("n_d_cm3"), meta.get("distance_pc"))
+    wanted = (options.l_d_pc, options.n_d, options.distance_pc)
+    return all((r in (None, "none") and w is None) or
+               (w is not None and isinstance(r, (int, float)) and abs(r / w - 1) < 1e-9)
+               for r, w in zip(recorded, wanted))
+
+
 def run_batch(manifest, out_dir, *, workers: int = 2, scheduler: str | None = None,
               model: str = "unet", samples: int = 16, seed: int = 0, retries: int = 1,
-              device: str = "auto", progress: bool = False) -> Table:
+              device: str = "auto", quicklook: bool = False, progress: bool = False) -> Table:
     """Run every field of ``manifest`` on a dask.distributed cluster; write the report.
 
     Returns
@@ -159,23 +201,31 @@ def run_batch(manifest, out_dir, *, workers: int = 2, scheduler: str | None = No
 
     fields = read_manifest(manifest)
     out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise InputError(f"`out_dir` {out_dir} does not exist: create it first")
+    if not out_dir.parent.is_dir():
+        raise InputError(f"`out_dir` {out_dir}: its folder {out_dir.parent} does not exist")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"`out_dir` {out_dir} is not a folder")
     if workers < 1 or retries < 0 or samples < 1:
         raise InputError("`workers` and `samples` must be at least 1, `retries` at least 0")
+    out_dir.mkdir(exist_ok=True)
     report_path = check_output_path(out_dir / REPORT, overwrite=True)
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        import dask
+
+        # A field whose worker process dies (killed, out of memory) is run again on a
+        # fresh worker up to `retries` times; task errors are retried by `retries` below.
+        with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
         client = Client(cluster)
     else:
         client = Client(scheduler)
     rows = [None] * len(fields)
     try:
         futures = {client.submit(run_field, field, out_dir=str(out_dir.resolve()), model=model,
-                                 samples=samples, seed=seed, device=device, retries=retries,
-                                 pure=False): k for k, field in enumerate(fields)}
+                                 samples=samples, seed=seed, device=device, quicklook=quicklook,
+                                 retries=retries, pure=False): k for k, field in enumerate(fields)}
         with tqdm(total=len(fields), unit="field", disable=not progress, desc="batch") as bar:
             for future in as_completed(futures):
                 k = futures[future]
@@ -184,6 +234,7 @@ def run_batch(manifest, out_dir, *, workers: int = 2, scheduler: str | None = No
                 except Exception as exc:  # the task failed, or its worker died, after retries
                     reason = (str(exc).splitlines() or [type(exc).__name__])[0]
                     rows[k] = {"path": fields[k]["path"], "output": "", "status": "failed",
+                               "cores": "",
                                "error": f"task failed ({type(exc).__name__}: {reason})",
                                "seconds": np.nan, "peak_memory_mb": np.nan}
                 bar.update(1)
@@ -191,9 +242,8 @@ def run_batch(manifest, out_dir, *, workers: int = 2, scheduler: str | None = No
         client.close()
         if cluster is not None:
             cluster.close()
-    report = Table(rows=[[r[c] for c in ("path", "status", "error", "output", "seconds",
-                                         "peak_memory_mb")] for r in rows],
-                   names=("path", "status", "error", "output", "seconds", "peak_memory_mb"))
+    columns = ("path", "status", "error", "output", "cores", "seconds", "peak_memory_mb")
+    report = Table(rows=[[r[c] for c in columns] for r in rows], names=columns)
     report["seconds"].unit = "s"
     report["peak_memory_mb"].unit = "MB"
     report.meta["manifest"] = str(manifest)

@@ -27,4 +27,7 @@ def one_line(exc: BaseException, default: str = "") -> str:
     useful = [line for line in lines if not re.match(r"ERROR \d+ in \w+\(\)", line)
               and not line.endswith("errors:")]
     text = useful[0] if useful else (default or (lines[0] if lines else type(exc).__name__))
+    # The first sentence says what is wrong; later ones suggest options of the library
+    # (astropy's "try with ignore_missing_simple=True") that the user cannot pass.
+    text = re.split(r"(?<=[a-z)]),? (?=this file|[Ii]f this is|[Tt]ry )|(?<=\.) (?=[A-Z])", text)[0]
     return text if len(text) <= 160 else text[:157] + "..."

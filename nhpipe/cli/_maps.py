@@ -116,6 +116,8 @@ def add_batch(sub) -> None:
     batch.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     batch.add_argument("--retries", type=int, default=1,
                        help="retries of a field whose worker died (default 1)")
+    batch.add_argument("--quicklook", action="store_true",
+                       help="also write OUT.png beside each output: MEAN and STD on the sky")
     batch.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.set_defaults(handler=_cmd_batch)
@@ -126,7 +128,7 @@ def _cmd_batch(args, command: str) -> int:
     report = run_batch(args.manifest, args.out_dir, workers=args.workers,
                        scheduler=args.scheduler, model=args.model, samples=args.samples,
                        seed=args.seed, retries=args.retries, device=args.device,
-                       progress=not args.quiet and sys.stderr.isatty())
+                       quicklook=args.quicklook, progress=not args.quiet and sys.stderr.isatty())
     counts = {s: int((report["status"] == s).sum()) for s in ("done", "skipped", "failed")}
     for row in report[report["status"] == "failed"]:
         print(f"failed: {row['path']}: {row['error']}", file=sys.stderr)
@@ -170,30 +172,24 @@ def _add_catalog_options(parser, *, in_run: bool) -> None:
 
 
 def _catalog_inputs(args, distance_pc: float):
-    """Everything of a catalogue job that can be checked before any map work: the options,
-    the column map and the catalogue with the columns it must have."""
-    from ..api import correction_options
-    from ..cores import check_columns, column_map, read_catalog
+    """The catalogue job, checked before any map work."""
+    from ..api import prepare_catalog
 
-    options = correction_options(
-        distance_pc, ld=args.ld, nd=args.nd, radius=args.radius, lc_factor=args.lc_factor,
+    return prepare_catalog(
+        args.catalog, distance_pc, readme=args.readme,
+        columns={k[4:]: v for k, v in vars(args).items() if k.startswith("col_")},
+        ld=args.ld, nd=args.nd, radius=args.radius, lc_factor=args.lc_factor,
         lc_spread=args.lc_spread, ld_scatter=args.ld_scatter, taper=args.taper,
         types=args.types, max_alpha_be=args.max_alpha_be,
         exclude_comments=args.exclude_comment)
-    columns = column_map(**{k[4:]: v for k, v in vars(args).items() if k.startswith("col_")})
-    table = read_catalog(args.catalog, readme=args.readme)
-    check_columns(table, columns, options)
-    return options, columns, table
 
 
-def _catalog_job(args, map_path, out_prefix, prepared) -> int:
-    from ..cores import correct_catalog, write_outputs
+def _catalog_job(args, map_path, out_prefix, job) -> int:
+    from ..api import write_corrected
 
-    options, columns, table = prepared
-    result, draws = correct_catalog(table, map_path, options, columns)
-    paths = write_outputs(result, out_prefix, draws=draws, columns=columns,
-                          overwrite=getattr(args, "overwrite", False),
-                          inputs=[map_path, args.catalog])
+    result, paths = write_corrected(job, map_path, out_prefix,
+                                    overwrite=getattr(args, "overwrite", False),
+                                    inputs=[args.catalog])
     print(_catalog_summary(result))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
