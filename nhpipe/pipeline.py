@@ -242,6 +242,9 @@ def _map_back(stats, count, grid_wcs, cmap):
                        cmap.wcs, cmap.shape)
     back = back.astype(np.float32)  # what is written; halves the largest array held
     back[:, ~np.isfinite(cmap.nh)] = np.nan
+    # A count of patches is a whole number: the bilinear value rounded, i.e. the count of
+    # the nearer model pixels.
+    np.rint(back[-1], out=back[-1])
     return back[:-1], back[-1]
 
 

@@ -47,6 +47,8 @@ class TestRun:
         assert np.isfinite(hdul["MEAN"].data).all()
         assert (hdul["Q16"].data <= hdul["Q50"].data + 1e-6).all()
         assert (hdul["Q50"].data <= hdul["Q84"].data + 1e-6).all()
+        coverage = hdul["COVERAGE"].data
+        assert (coverage >= 1).all() and np.array_equal(coverage, np.rint(coverage))
         assert hdul["MEAN"].header["BUNIT"] == "dex(cm-3)"
         # Every image HDU loads in astropy with its unit.
         import astropy.units as u
