@@ -5,6 +5,10 @@ median of repeated timed calls after a warm-up, the floating-point operations of
 call (counted by torch.utils.flop_counter) and so the achieved GFLOP/s, next to the
 GFLOP/s of a plain float32 matmul measured in the same run.
 
+Each model runs through nhpipe's own sampling loop (:func:`nhpipe.inference.sample_batches`:
+channels-last, bfloat16 autocast where asked) at float32 and at the precision ``auto``
+picks on this machine, and the DDPM also with ``--ddpm-steps`` sampler steps.
+
     python benchmarks/speed.py                 # all models with shipped weights
     python benchmarks/speed.py --threads 2 --repeats 5 --out benchmarks/speed.json
 """
@@ -18,6 +22,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from nhpipe.inference import resolve_precision
 from nhpipe.models import load_model
 
 SAMPLES = {"powerlaw": 64, "unet": 16, "cinn": 64, "ddpm": 64}
@@ -35,24 +40,32 @@ def matmul_gflops(n=1024, repeats=10):
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def bench(name, samples, repeats):
+def bench(name, samples, repeats, precision="float32", steps=None):
+    import numpy as np
+
+    from nhpipe.inference import sample_batches
+
     model = load_model(name)
-    x = torch.full((1, 1, 128, 128), 21.7)
+    patch = np.full((1, 128, 128), 21.7, dtype=np.float32)
     gen = torch.Generator().manual_seed(0)
-    with torch.inference_mode():
-        model.sample(x, samples, gen)  # warm-up
-        with FlopCounterMode(display=False) as counter:
-            model.sample(x, samples, gen)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model.sample(x, samples, gen)
-            times.append(time.perf_counter() - t0)
+
+    def call():
+        return next(sample_batches(model, patch, samples, gen, beam_px=4.0,
+                                   precision=precision, steps=steps))
+
+    call()  # warm-up
+    with FlopCounterMode(display=False) as counter:
+        call()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
     seconds = statistics.median(times)
     flops = counter.get_total_flops()
-    return {"model": name, "samples": samples, "regions_per_s": 1.0 / seconds,
-            "seconds_per_region": seconds, "gflop_per_region": flops / 1e9,
-            "gflop_per_s": flops / seconds / 1e9,
+    return {"model": name, "samples": samples, "precision": precision, "steps": steps,
+            "regions_per_s": 1.0 / seconds, "seconds_per_region": seconds,
+            "gflop_per_region": flops / 1e9, "gflop_per_s": flops / seconds / 1e9,
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
@@ -61,17 +74,28 @@ def main():
     parser.add_argument("--models", nargs="*", default=list(SAMPLES))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ddpm-steps", type=int, default=4,
+                        help="also time the DDPM with this many sampler steps")
     parser.add_argument("--out", default=None, help="also write the results as JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     peak = matmul_gflops()
-    rows = [bench(name, SAMPLES[name], args.repeats) for name in args.models]
+    fast = resolve_precision("auto", torch.device("cpu"))
+    rows = []
+    for name in args.models:
+        for precision in dict.fromkeys(["float32", fast]):
+            rows.append(bench(name, SAMPLES[name], args.repeats, precision))
+        if name == "ddpm" and args.ddpm_steps:
+            rows.append(bench(name, SAMPLES[name], args.repeats, fast, args.ddpm_steps))
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{args.threads} threads; float32 matmul 1024^3: {peak:.1f} GFLOP/s")
-    print("| model | samples/region | regions/s | GFLOP/region | GFLOP/s | % of matmul |")
-    print("|---|---|---|---|---|---|")
+    print("| model | samples/region | precision | steps | regions/s | GFLOP/region | GFLOP/s | "
+          "% of float32 matmul |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['samples']} | {r['regions_per_s']:.2f} | "
+        steps = r["steps"] or ("8 (card)" if r["model"] == "ddpm" else "–")
+        print(f"| {r['model']} | {r['samples']} | {r['precision']} | {steps} | "
+              f"{r['regions_per_s']:.2f} | "
               f"{r['gflop_per_region']:.2f} | {r['gflop_per_s']:.1f} | "
               f"{100 * r['gflop_per_s'] / peak:.0f} % |")
     if args.out:

@@ -80,9 +80,11 @@ def output_name(field: dict) -> str:
     return field["out"] or f"{Path(field['path']).stem}_nhpipe.fits"
 
 
-def _up_to_date(out: Path, field: dict, model, samples: int, seed: int) -> bool:
+def _up_to_date(out: Path, field: dict, model, samples: int, seed: int, steps,
+                precision: str) -> bool:
     """Whether ``out`` was made from this input by this model with these options."""
     from ._write import sha256_file
+    from .inference import resolve_precision
     from .units import parse_distance
 
     if not out.is_file():
@@ -93,12 +95,31 @@ def _up_to_date(out: Path, field: dict, model, samples: int, seed: int) -> bool:
                 and header.get("MODELSHA") == model.checksum
                 and header.get("NSAMPLES") == samples and header.get("SEED") == seed
                 and abs(header.get("DISTPC", -1) - parse_distance(field["distance"])) < 1e-6
-                and header.get("SPECIES") == str(field["species"]).upper())
+                and header.get("SPECIES") == str(field["species"]).upper()
+                and header.get("PRECISN") == resolve_precision(precision, _model_device(model))
+                and (steps is None or header.get("NSTEPS") == steps))
         if field["beam"] is not None:
             same = same and header.get("BEAMSRC") == "--beam"
         return bool(same)
     except (OSError, InputError, TypeError, ValueError):
         return False
+
+
+def _threads_per_worker(workers: int, scheduler) -> int | None:
+    """The cores of this machine shared among local workers (none set for a scheduler)."""
+    import os
+
+    if scheduler is not None:
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _model_device(model):
+    """The device of a loaded model's weights (CPU for parameter-free models)."""
+    import torch
+
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def _worker_model(name: str, device: str):
@@ -118,7 +139,8 @@ def _worker_model(name: str, device: str):
 
 
 def run_field(field: dict, *, out_dir, model: str, samples: int, seed: int,
-              device: str, quicklook: bool = False) -> dict:
+              device: str, quicklook: bool = False, steps=None, precision="auto",
+              threads=None) -> dict:
     """Process one field (in a worker): done, skipped, or failed with its one-line error.
 
     The catalogue of the field (if any) is checked before the map is computed; its outputs
@@ -130,6 +152,10 @@ def run_field(field: dict, *, out_dir, model: str, samples: int, seed: int,
     from .units import parse_distance
 
     start = time.monotonic()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # this worker process's own setting
     out = Path(out_dir) / output_name(field)
     row = {"path": field["path"], "output": str(out), "status": "done", "error": "",
            "cores": ""}
@@ -140,12 +166,13 @@ def run_field(field: dict, *, out_dir, model: str, samples: int, seed: int,
                                   ld=field["ld"], nd=field["nd"])
         estimator = _worker_model(model, device)
         hdul = None
-        if _up_to_date(out, field, estimator, samples, seed):
+        if _up_to_date(out, field, estimator, samples, seed, steps, precision):
             row["status"] = "skipped"
         else:
             hdul = estimate(field["path"], distance=field["distance"],
                             species=field["species"], beam=field["beam"], hdu=field["hdu"],
                             model=estimator, samples=samples, seed=seed, device=device,
+                            steps=steps, precision=precision,
                             command=f"nhpipe batch (field {field['path']})")
             write_hdulist(out, hdul, overwrite=True, inputs=[field["path"]])
         png = out.with_suffix(".png")
@@ -185,7 +212,8 @@ def _cores_up_to_date(prefix: Path, options) -> bool:
 
 def run_batch(manifest, out_dir, *, workers: int = 2, scheduler: str | None = None,
               model: str = "unet", samples: int = 16, seed: int = 0, retries: int = 1,
-              device: str = "auto", quicklook: bool = False, progress: bool = False) -> Table:
+              device: str = "auto", quicklook: bool = False, steps=None, precision="auto",
+              threads=None, progress: bool = False) -> Table:
     """Run every field of ``manifest`` on a dask.distributed cluster; write the report.
 
     Returns
@@ -225,6 +253,8 @@ def run_batch(manifest, out_dir, *, workers: int = 2, scheduler: str | None = No
     try:
         futures = {client.submit(run_field, field, out_dir=str(out_dir.resolve()), model=model,
                                  samples=samples, seed=seed, device=device, quicklook=quicklook,
+                                 steps=steps, precision=precision,
+                                 threads=threads or _threads_per_worker(workers, scheduler),
                                  retries=retries, pure=False): k for k, field in enumerate(fields)}
         with tqdm(total=len(fields), unit="field", disable=not progress, desc="batch") as bar:
             for future in as_completed(futures):

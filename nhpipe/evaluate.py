@@ -24,7 +24,7 @@ import torch
 from .calibrate import fit_factor
 from .data import TRAINING_FAMILY, load_meta, load_split, split_size
 from .errors import InputError
-from .inference import sample_batches
+from .inference import check_steps, resolve_precision, sample_batches
 from .metrics import BEAM_BINS, DENSITY_BINS, DEPTH_BINS, binned_metrics
 from .models import load_model, resolve_device
 from .models._common import scale_spread
@@ -35,15 +35,17 @@ from .units import PC_CM
 MDR = "mdr"
 
 
-def sample_regions(model, log_nh, n_samples, generator, *, beam_px=None, batch=1):
+def sample_regions(model, log_nh, n_samples, generator, *, beam_px=None, batch=1,
+                   **sampling):
     """Samples (S, N_regions * H * W) of every region, and regions/s of the model calls.
 
     ``log_nh`` is (N, H, W) log10 N_H; ``beam_px`` (N,) the beam of each region in model
-    pixels; regions go through the model ``batch`` at a time.
+    pixels; regions go through the model ``batch`` at a time; ``sampling`` are the
+    ``precision`` and ``steps`` of :func:`nhpipe.inference.sample_batches`.
     """
     draws, seconds = [], 0.0
     for _, out, spent in sample_batches(model, log_nh, n_samples, generator, beam_px=beam_px,
-                                        batch_size=batch):
+                                        batch_size=batch, **sampling):
         draws.append(out)
         seconds += spent
     samples = np.concatenate(draws)  # (N, S, H, W)
@@ -111,7 +113,8 @@ def load_family(path, *, split=None, max_regions=None) -> Family:
 
 def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
              device: str = "auto", seed: int = 0, model_paths: dict | None = None,
-             mdr: bool = True, split: str | None = None) -> dict:
+             mdr: bool = True, split: str | None = None, precision: str = "auto",
+             steps: int | None = None) -> dict:
     """Metrics of models, the shipped power law and MDR on one or more data sets.
 
     Parameters
@@ -130,6 +133,10 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
         Also evaluate MDR.
     split : str, optional
         Force a split (default: test if present, else val).
+    precision : {'auto', 'float32', 'bfloat16'}
+        Arithmetic of the networks (:data:`nhpipe.inference.PRECISIONS`).
+    steps : int, optional
+        Sampler steps of the diffusion model (default: its card's).
 
     Returns
     -------
@@ -143,6 +150,7 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
         raise InputError(f"`samples` must be at least 1, got {samples!r}")
     paths = [data] if isinstance(data, (str, Path)) else list(data)
     torch_device = resolve_device(device)
+    precision = resolve_precision(precision, torch_device)
     families = [load_family(p, split=split, max_regions=max_regions) for p in paths]
     families.sort(key=lambda f: (not f.validation, f.name))
     names = list(dict.fromkeys([*models, "powerlaw"]))
@@ -151,14 +159,19 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
                             "regions": len(f.log_nh), "validation": f.validation}
                            for f in families],
               "samples": samples, "threads": torch.get_num_threads(),
-              "device": str(torch_device), "estimators": {}}
+              "device": str(torch_device), "precision": precision, "steps": steps,
+              "estimators": {}}
     for name in names:
         model = load_model(name, device=torch_device, path=model_paths.get(name))
+        sampling = {"precision": precision}
+        if steps is not None and hasattr(getattr(model, "config", None), "steps"):
+            check_steps(model, steps)
+            sampling["steps"] = steps
         draws, speeds = [], []
         for family in families:
             gen = torch.Generator(device=torch_device).manual_seed(seed)
             d, speed = sample_regions(model, family.log_nh, samples, gen,
-                                      beam_px=family.beam_px)
+                                      beam_px=family.beam_px, **sampling)
             draws.append(d)
             speeds.append(speed)
         spreads = _leave_one_out(draws, families) if _calibrated(model, families) else {}
@@ -225,8 +238,10 @@ def markdown_table(result: dict) -> str:
                  "(MDR gives no interval). Regions/s and CRPS are in the JSON.")
     speed = ", ".join(f"{n} {e['regions_per_s']:.2f}" for n, e in result["estimators"].items()
                       if "regions_per_s" in e)
+    precision = result.get("precision", "float32")
+    steps = f", ddpm {result['steps']} steps" if result.get("steps") else ""
     lines.append(f"Regions/s ({result['samples']} samples, {result['threads']} threads, "
-                 f"{result['device']}): {speed}.")
+                 f"{result['device']}, {precision}{steps}): {speed}.")
     spreads = {n: e["lofo_spread"] for n, e in result["estimators"].items() if e["lofo_spread"]}
     if spreads:
         lines.append("Spread factors fitted leaving the tested family out: " + "; ".join(

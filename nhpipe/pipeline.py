@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import InputError
-from .inference import sample_batches
+from .inference import check_steps, resolve_precision, sample_batches
 from .load import ColumnMap, NhpipeWarning, load_map
 from .models import load_model, resolve_device
-from .regrid import model_grid, resample
+from .regrid import interpolate, model_grid, resample
 from .summarise import PLANE_DOC, STATISTICS, summarise
 from .tiling import DEFAULT_STRIDE, coverage, fill_blanks, plan_tiles, stitch, tile
 from .units import parse_angle_arcsec, parse_distance, pixel_scale_deg
@@ -45,7 +45,7 @@ def default_output(source, model: str) -> Path:
 
 def infer_map(model, log_nh: np.ndarray, *, n_samples: int, generator: torch.Generator,
               stride: int = DEFAULT_STRIDE, batch_size: int = 8, progress: bool = False,
-              beam_px: float | None = None):
+              beam_px: float | None = None, **sampling):
     """Run a model over a whole map in overlapping patches and stitch the statistics.
 
     Parameters
@@ -66,6 +66,8 @@ def infer_map(model, log_nh: np.ndarray, *, n_samples: int, generator: torch.Gen
         Show a progress bar over patches.
     beam_px : float, optional
         Beam FWHM of the map in model pixels, for beam-conditioned networks.
+    **sampling
+        ``precision`` and ``steps`` of :func:`nhpipe.inference.sample_batches`.
 
     Returns
     -------
@@ -82,7 +84,8 @@ def infer_map(model, log_nh: np.ndarray, *, n_samples: int, generator: torch.Gen
     with tqdm(total=len(tiling), unit="patch", disable=not progress,
               desc=f"{model.name} x{n_samples}") as bar:
         for _, draws, _ in sample_batches(model, patches, n_samples, generator,
-                                          beam_px=beam_px, batch_size=batch_size):
+                                          beam_px=beam_px, batch_size=batch_size,
+                                          **sampling):
             results.extend(summarise(d) for d in draws)
             bar.update(len(draws))
     stats = stitch(np.stack(results), tiling)
@@ -92,7 +95,8 @@ def infer_map(model, log_nh: np.ndarray, *, n_samples: int, generator: torch.Gen
 
 def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, beam=None,
             model="unet", samples=16, output_grid="input", stride=DEFAULT_STRIDE,
-            device="auto", seed=0, overwrite=False, progress=False, command=None) -> Path:
+            device="auto", seed=0, steps=None, precision="auto", overwrite=False,
+            progress=False, command=None) -> Path:
     """Turn a column-density map into a FITS file of <n_H>_m statistics.
 
     :func:`estimate`, then the file written atomically; the output path is checked
@@ -101,7 +105,7 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, b
     Parameters
     ----------
     source, distance, species, bunit, hdu, beam, model, samples, output_grid, stride,
-    device, seed, progress, command
+    device, seed, steps, precision, progress, command
         As for :func:`estimate`.
     out : path, optional
         Output FITS; default :func:`default_output`.
@@ -122,14 +126,19 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, b
 
     hdul = estimate(source, distance=distance, species=species, bunit=bunit, hdu=hdu,
                     beam=beam, model=model, samples=samples, output_grid=output_grid,
-                    stride=stride, device=device, seed=seed, progress=progress,
-                    command=command, _before_work=before_work)
-    return write_hdulist(out, hdul, overwrite=overwrite, inputs=inputs)
+                    stride=stride, device=device, seed=seed, steps=steps,
+                    precision=precision, progress=progress, command=command,
+                    _before_work=before_work)
+    clock = time.monotonic()
+    written = write_hdulist(out, hdul, overwrite=overwrite, inputs=inputs)
+    log.info("%-8s %7.2f s", "write", time.monotonic() - clock)
+    return written
 
 
 def estimate(data, *, distance, species=None, beam=None, model="unet", samples=16, seed=0,
              device="auto", output_grid="input", stride=DEFAULT_STRIDE, bunit=None, hdu=None,
-             progress=False, command=None, _before_work=None) -> fits.HDUList:
+             steps=None, precision="auto", progress=False, command=None,
+             _before_work=None) -> fits.HDUList:
     """<n_H>_m statistics of a column-density map, as an HDUList (nothing is written).
 
     Parameters
@@ -156,6 +165,11 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
         Step between 128-px patches, in model pixels.
     bunit, hdu
         Passed to :func:`nhpipe.load.load_map`.
+    steps : int, optional
+        Sampler steps of the diffusion model (network evaluations per sample); default
+        its card's.
+    precision : {'auto', 'float32', 'bfloat16'}
+        Arithmetic of the network (:data:`nhpipe.inference.PRECISIONS`).
     progress : bool
         Progress bar over patches.
     command : str, optional
@@ -175,6 +189,8 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
     # A loaded model can be passed instead of a name (batch workers load each once).
     estimator = model if isinstance(model, torch.nn.Module) else \
         load_model(model, device=torch_device)
+    check_steps(estimator, steps)
+    precision = resolve_precision(precision, torch_device)
 
     beam_arcsec = parse_angle_arcsec(beam) if beam is not None else None
     clock = time.monotonic()
@@ -202,7 +218,7 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
         log_nh = np.log10(nh_grid)
     stats, count = infer_map(estimator, log_nh, n_samples=int(samples), generator=generator,
                              stride=stride, progress=progress, beam_px=beam_px,
-                             batch_size=batch_size)
+                             batch_size=batch_size, precision=precision, steps=steps)
     stage("infer")
 
     if output_grid == "input":
@@ -219,6 +235,9 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
     provenance = _provenance(cmap, estimator, samples=samples, seed=seed,
                              distance_pc=distance_pc, stride=stride, output_grid=output_grid,
                              device=torch_device, command=command)
+    provenance["PRECISN"] = (precision, "arithmetic of the network")
+    if hasattr(getattr(estimator, "config", None), "steps"):
+        provenance["NSTEPS"] = (int(steps or estimator.config.steps), "diffusion sampler steps")
     if beam_px is not None:
         provenance["BEAMPX"] = (round(beam_px, 4), "[model px] beam FWHM on the model grid")
         provenance["BEAMSRC"] = (beam_source, "where the beam came from")
@@ -238,9 +257,8 @@ def _map_back(stats, count, grid_wcs, cmap):
     grid, as float32, blank where the input is blank."""
     # Extending the statistics by their nearest valid value first lets the bilinear
     # mapping reach the input's edge pixels; the input's own blanks are masked after.
-    back, _ = resample(fill_blanks(np.concatenate([stats, count[None]])), grid_wcs,
-                       cmap.wcs, cmap.shape)
-    back = back.astype(np.float32)  # what is written; halves the largest array held
+    back = interpolate(fill_blanks(np.concatenate([stats, count[None]])), grid_wcs,
+                       cmap.wcs, cmap.shape, dtype=np.float32)  # float32: what is written
     back[:, ~np.isfinite(cmap.nh)] = np.nan
     # A count of patches is a whole number: the bilinear value rounded, i.e. the count of
     # the nearer model pixels.

@@ -51,7 +51,7 @@ def test_evaluate_recomputes(tiny_data, tmp_path):  # noqa: F811
     train("unet", tiny_data, tmp_path / "unet", epochs=2, batch_size=4, device="cpu",
           crop=32, config=TINY["unet"])
     result = evaluate(["unet"], [tiny_data], samples=4, device="cpu", mdr=False,
-                      model_paths={"unet": tmp_path / "unet"})
+                      precision="float32", model_paths={"unet": tmp_path / "unet"})
     assert result["families"] == [{"name": "v1", "data": "tiny.h5", "split": "test",
                                    "regions": 3, "validation": False}]
     unet = result["estimators"]["unet"]

@@ -25,7 +25,7 @@ def outputs() -> dict:
     result = {}
     for model in ("powerlaw", "unet"):
         hdul = nhpipe.estimate(hdu, distance="400pc", species="H2", model=model, samples=4,
-                               seed=0)
+                               seed=0, precision="float32")
         result[f"{model}_MEAN"] = hdul["MEAN"].data
         result[f"{model}_STD"] = hdul["STD"].data
     cores = nhpipe.correct_catalog(hdul, _cores([85.5, 85.5005], [-1.0, -1.0003]), ld="10pc")

@@ -166,3 +166,54 @@ def test_regrid_of_a_stack_equals_plane_by_plane():
             alone, frac_k = resample(stack[k], w_in, w_out, (40, 44))
             np.testing.assert_allclose(together[k], alone, atol=1e-6, equal_nan=True)
             np.testing.assert_allclose(frac, frac_k)
+
+
+@pytest.mark.parametrize("kind", ["plain", "rotated", "sip", "galactic"])
+def test_blocked_interpolation_equals_reproject_interp(kind, monkeypatch):
+    """The way back (model grid -> finer input grid): one mapping per block of rows, every
+    plane through it, float32 out; the values of reproject_interp's bilinear to 1e-6."""
+    from astropy.wcs import WCS
+    from reproject import reproject_interp
+
+    from nhpipe import regrid
+    from nhpipe.regrid import interpolate, model_grid
+
+    from .conftest import make_header
+
+    monkeypatch.setattr(regrid, "BLOCK_ROWS", 7)  # several blocks, a ragged last one
+    w_in = WCS(make_header((50, 60), kind=kind, pixel_arcsec=3.0))
+    grid_wcs, grid_shape = model_grid(w_in, (50, 60), pixel_pc=0.026, distance_pc=400.0)
+    rng = np.random.default_rng(1)
+    planes = rng.random((3, *grid_shape)) + 1.0
+    ours = interpolate(planes, grid_wcs, w_in, (50, 60))
+    assert ours.dtype == np.float32 and ours.shape == (3, 50, 60)
+    for k in range(3):
+        theirs, _ = reproject_interp((planes[k], grid_wcs), w_in, shape_out=(50, 60))
+        np.testing.assert_allclose(ours[k], theirs, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["plain", "rotated", "sip"])
+def test_exact_regrid_in_strips_equals_one_call(kind, monkeypatch):
+    """Overlap averages add up over strips of input rows: the strip-wise regrid (bounded
+    memory) equals one reproject_exact call on the whole map, blanks included."""
+    from reproject import reproject_exact
+
+    from nhpipe import regrid
+
+    from .conftest import make_header
+
+    w_in = WCS(make_header((50, 60), kind=kind, pixel_arcsec=3.0))
+    w_out = WCS(make_header((16, 18), pixel_arcsec=10.0))
+    rng = np.random.default_rng(2)
+    image = rng.random((50, 60)) + 1.0
+    image[20:23, 5:40] = np.nan
+    monkeypatch.setattr(regrid, "STRIP_ROWS", 7)
+    ours, frac = regrid.resample(image, w_in, w_out, (16, 18))
+    valid = np.isfinite(image)
+    stack = np.stack([valid.astype(float), np.where(valid, image, 0.0)])
+    whole, _ = reproject_exact((stack, w_in), w_out, shape_out=(16, 18))
+    whole = np.nan_to_num(whole)
+    np.testing.assert_allclose(frac, np.clip(whole[0], 0, 1), atol=1e-10)
+    keep = whole[0] >= regrid.MIN_VALID_FRACTION
+    np.testing.assert_allclose(ours[keep], whole[1][keep] / whole[0][keep], rtol=1e-10)
+    assert np.isnan(ours[~keep]).all()

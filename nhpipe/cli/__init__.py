@@ -124,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, "handler", None) is None:
                 parser.print_help()
                 return EXIT_USAGE
+            threads = getattr(args, "threads", None)
+            if threads is not None and threads < 1:
+                raise InputError(f"--threads must be at least 1, got {threads}")
+            if threads is not None and args.command != "batch":
+                import torch
+
+                torch.set_num_threads(threads)
             status = args.handler(args, command)
         except InputError as exc:
             print(f"nhpipe: error: {as_flags(str(exc), parser)}", file=sys.stderr)

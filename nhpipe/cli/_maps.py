@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import InputError
+from ..inference import PRECISIONS
 from ..models import available
 from ..summarise import STATISTICS
 from ..tiling import DEFAULT_STRIDE
@@ -60,6 +61,7 @@ def add_run(sub) -> None:
                      f"{DEFAULT_STRIDE}, at most 96)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                      help="where the model runs (default: auto = cuda if available)")
+    _add_speed_options(run)
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -119,6 +121,7 @@ def add_batch(sub) -> None:
     batch.add_argument("--quicklook", action="store_true",
                        help="also write OUT.png beside each output: MEAN and STD on the sky")
     batch.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    _add_speed_options(batch, per_worker=True)
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.set_defaults(handler=_cmd_batch)
 
@@ -128,13 +131,27 @@ def _cmd_batch(args, command: str) -> int:
     report = run_batch(args.manifest, args.out_dir, workers=args.workers,
                        scheduler=args.scheduler, model=args.model, samples=args.samples,
                        seed=args.seed, retries=args.retries, device=args.device,
-                       quicklook=args.quicklook, progress=not args.quiet and sys.stderr.isatty())
+                       quicklook=args.quicklook, steps=args.steps, precision=args.precision,
+                       threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
     counts = {s: int((report["status"] == s).sum()) for s in ("done", "skipped", "failed")}
     for row in report[report["status"] == "failed"]:
         print(f"failed: {row['path']}: {row['error']}", file=sys.stderr)
     print(f"{len(report)} fields: {counts['done']} done, {counts['skipped']} skipped, "
           f"{counts['failed']} failed; report {args.out_dir}/{REPORT}")
     return 1 if counts["failed"] else 0
+
+
+def _add_speed_options(parser, *, per_worker: bool = False) -> None:
+    """--steps, --precision and --threads: how fast the networks run."""
+    parser.add_argument("--steps", type=int, default=None,
+                        help="ddpm only: sampler steps, i.e. network evaluations per sample "
+                        "(default: the model card's; 4 is about twice as fast)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="arithmetic of the network: auto = bfloat16 on CPUs with native "
+                        "bfloat16 (AVX512-BF16/AMX), float32 elsewhere (default: auto)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the network " + ("per worker (default: cores / "
+                        "workers)" if per_worker else "(default: all cores)"))
 
 
 def _add_catalog_options(parser, *, in_run: bool) -> None:
@@ -236,7 +253,7 @@ def _cmd_run(args, command: str) -> int:
         args.input, distance=args.distance, out=args.out, species=args.species,
         bunit=args.bunit, hdu=args.hdu, beam=args.beam, model=args.model, samples=args.samples,
         output_grid=args.output_grid, stride=args.stride, device=args.device,
-        seed=args.seed, overwrite=args.overwrite,
+        seed=args.seed, steps=args.steps, precision=args.precision, overwrite=args.overwrite,
         progress=not args.quiet and sys.stderr.isatty(), command=command,
     )
     if not args.quiet:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import InputError
+from ..inference import PRECISIONS
 
 
 def add_make_dataset(sub) -> None:
@@ -132,6 +133,12 @@ def add_evaluate(sub) -> None:
                           help="evaluate only the first N regions of each data set")
     evaluate.add_argument("--no-mdr", action="store_true", help="leave out the MDR baseline")
     evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    evaluate.add_argument("--precision", choices=PRECISIONS, default="auto",
+                          help="arithmetic of the networks (default: auto, as nhpipe run)")
+    evaluate.add_argument("--steps", type=int, default=None,
+                          help="sampler steps of the ddpm (default: its card's)")
+    evaluate.add_argument("--threads", type=int, default=None,
+                          help="CPU threads (default: all cores)")
     evaluate.add_argument("--out", default="evaluation", help="writes OUT.json and OUT.md")
     evaluate.add_argument("--write-card", action="store_true",
                           help="also store the metrics in each evaluated network's card")
@@ -182,7 +189,7 @@ def _cmd_evaluate(args, command: str) -> int:
         paths[name] = stem
     result = evaluate(args.model, args.data, samples=args.samples, max_regions=args.max_regions,
                       device=args.device, model_paths=paths, mdr=not args.no_mdr,
-                      split=args.split)
+                      split=args.split, precision=args.precision, steps=args.steps)
     json_path, md_path = write_results(result, args.out)
     if args.write_card:
         for name in args.model:

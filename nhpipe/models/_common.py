@@ -136,7 +136,7 @@ class Network(torch.nn.Module):
         return torch.cat([x, beam_feature(beam).expand(len(x), 1, *x.shape[-2:])], dim=1)
 
     def sample(self, log_nh: torch.Tensor, n_samples: int, generator: torch.Generator,
-               beam_px=None):
+               beam_px=None, **options):
         """Samples of log10 <n_H>_m (cm-3): (B, 1, H, W) log10 N_H -> (B, S, 1, H, W).
 
         ``beam_px`` (a number or (B,) tensor, FWHM in model pixels) is needed by
@@ -144,9 +144,13 @@ class Network(torch.nn.Module):
         samples from their per-pixel mean are scaled by ``config.spread``, the
         recalibration factor fitted on validation data (:func:`nhpipe.calibrate.fit_spread`;
         Kuleshov et al. 2018 recalibrate the same way); with one sample there is nothing
-        to scale.
+        to scale. ``options`` go to :meth:`sample_normalised` (the diffusion model's
+        ``steps``).
         """
-        r = self.sample_normalised(self.inputs(log_nh, beam_px), n_samples, generator)
+        x = self.inputs(log_nh, beam_px)
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        r = self.sample_normalised(x, n_samples, generator, **options).float()
         return self.normaliser.log_density(scale_spread(r, self.config.spread),
                                            log_nh.unsqueeze(1))
 
