@@ -28,7 +28,8 @@ def write(hdul: fits.HDUList, path, overwrite: bool = False) -> Path:
 
 def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
                     radius="observed", lc_factor=2.0, lc_spread=0.25, ld_scatter=0.3,
-                    taper=None, columns=None, seed=0, n_draws=1000):
+                    model_offset=None, model_scatter=None, taper=None, columns=None, seed=0,
+                    n_draws=1000):
     """Corrected core densities (A.3 with ``ld`` or A.4 with ``nd``) on an nhpipe result.
 
     Parameters
@@ -44,6 +45,9 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
         Exactly one: the diffuse depth (``'10pc'``) or density (``'1e3cm-3'``).
     radius, lc_factor, lc_spread, ld_scatter, taper, seed, n_draws
         See :class:`nhpipe.cores.CorrectionOptions`.
+    model_offset, model_scatter : float, optional
+        The empirical model-error term (dex); default the one fitted on mock cores
+        (:class:`nhpipe.cores.CorrectionOptions`).
     columns : dict, optional
         Catalogue column names overriding :class:`nhpipe.cores.CatalogueColumns`'s defaults.
 
@@ -62,7 +66,9 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
             path = Path(result)
         job = prepare_catalog(catalogue, map_distance(path, distance), columns=columns, ld=ld,
                               nd=nd, radius=radius, lc_factor=lc_factor, lc_spread=lc_spread,
-                              ld_scatter=ld_scatter, taper=taper, seed=seed, n_draws=n_draws)
+                              ld_scatter=ld_scatter, model_offset=model_offset,
+                              model_scatter=model_scatter, taper=taper, seed=seed,
+                              n_draws=n_draws)
         return _correct(job.table, path, job.options, job.columns)[0]
 
 
@@ -111,7 +117,8 @@ def write_corrected(job: CatalogueJob, map_path, prefix, *, overwrite=False, inp
 
 
 def correction_options(distance_pc: float, *, ld=None, nd=None, radius="observed",
-                       lc_factor=2.0, lc_spread=0.25, ld_scatter=0.3, taper=None, types=None,
+                       lc_factor=2.0, lc_spread=0.25, ld_scatter=0.3, model_offset=None,
+                       model_scatter=None, taper=None, types=None,
                        max_alpha_be=None, exclude_comments=(), seed=0, n_draws=1000):
     """Checked :class:`nhpipe.cores.CorrectionOptions` from user values (strings or numbers).
 
@@ -146,9 +153,26 @@ def correction_options(distance_pc: float, *, ld=None, nd=None, radius="observed
         radius=radius, lc_factor=finite(lc_factor, "lc_factor", positive=True),
         lc_spread=finite(lc_spread, "lc_spread", upper=0.9),
         ld_dex=finite(ld_scatter, "ld_scatter", upper=2.0),
+        **_model_term(model_offset, model_scatter),
         nh_taper=parse_column_density(taper, what="taper") if taper else None,
         types=tuple(types) if types else None, max_alpha_be=max_alpha_be,
         exclude_comments=tuple(exclude_comments), seed=seed, n_draws=n_draws)
+
+
+def _model_term(offset, scatter) -> dict:
+    """The model-error term's fields of CorrectionOptions: the given values (checked) or
+    the defaults fitted on mock cores."""
+    out = {}
+    for name, value, field in (("model_offset", offset, "model_offset_dex"),
+                               ("model_scatter", scatter, "model_scatter_dex")):
+        if value is None:
+            continue
+        value = float(value)
+        if not math.isfinite(value) or abs(value) > 2 or (name == "model_scatter" and value < 0):
+            raise InputError(f"`{name}` must be a number of dex within +-2 (scatter >= 0), "
+                             f"got {value!r}")
+        out[field] = value
+    return out
 
 
 def map_distance(path, distance=None) -> float:

@@ -206,7 +206,8 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
     beam_px, beam_source = _map_beam(cmap, beam_arcsec, estimator, distance_pc)
     grid_wcs, grid_shape = model_grid(cmap.wcs, cmap.shape, pixel_pc=estimator.pixel_pc,
                                       distance_pc=distance_pc)
-    batch_size = check_memory(cmap.shape, grid_shape, int(samples), name=cmap.name)
+    batch_size = check_memory(cmap.shape, grid_shape, int(samples), name=cmap.name,
+                              device_type=torch_device.type)
     if _before_work is not None:
         _before_work(cmap.shape if output_grid == "input" else grid_shape)
     nh_grid, _ = resample(cmap.nh, cmap.wcs, grid_wcs, grid_shape)
@@ -267,15 +268,17 @@ def _map_back(stats, count, grid_wcs, cmap):
 
 
 #: Peak bytes per pixel of the input grid and of the model grid during a run, and the
-#: base (Python, torch, a model). Measured as peak RSS (``/usr/bin/time``) with the unet on
-#: 1000^2 and 2000^2 maps (3" pixels, 400 pc): 0.78 and 1.70 GB, i.e. 310 B per input pixel
-#: over 0.47 GB (the one-call regrid holds all planes at once: 4x faster than plane by
-#: plane, 16 % more memory); a 315^2 Hi-GAL map upsampled to ~1900^2 model pixels peaked
-#: at 3.9 GB in nhpipe 0.1, ~1100 B per model pixel. Per sample pixel of a batch: the
-#: float32 samples, their sorted copy for the quantiles and the entropy histogram.
-BYTES_PER_INPUT_PX = 350
-BYTES_PER_MODEL_PX = 1100
-BASE_BYTES = 500_000_000
+#: base (Python, torch, a model). Measured as peak RSS with the unet: a 315^2 Hi-GAL map
+#: at 2 kpc on its 1352^2 model grid (``--output-grid model``: few input pixels) peaked at
+#: 1.86 GB, ~800 B per model pixel (per-patch statistics, their stitching in float64);
+#: ``benchmarks/endtoend.py`` (3" pixels at 400 pc, 20 input pixels per model pixel) gave
+#: 0.71 GB at 2290^2 and 2.64 GB at 6000^2, i.e. ~23 B per input pixel besides (float32
+#: output planes on the input grid; the regrid works on strips and blocks) over 0.38 GB.
+#: Rounded up. Per sample pixel of a batch: the float32 samples, their sorted copy for
+#: the quantiles and the entropy histogram.
+BYTES_PER_INPUT_PX = 30
+BYTES_PER_MODEL_PX = 900
+BASE_BYTES = 400_000_000
 BYTES_PER_SAMPLE_PX = 16
 #: Largest batch of patches, and the memory one batch of samples may take.
 MAX_BATCH = 8
@@ -294,13 +297,20 @@ def available_memory() -> int | None:
     return None
 
 
+#: Sample images (patches x samples) per network call on a CPU: larger batches spill the
+#: caches and run slower per patch (measured on 2 cores, bfloat16: 64 DDPM samples 0.69 s
+#: per patch one patch per call, 0.94 s four at a time; 16 U-Net samples fastest at 2-8).
+CPU_IMAGES_PER_CALL = 32
+
+
 def check_memory(input_shape, model_shape, samples: int, *, name: str = "map",
-                 available: int | None = None) -> int:
+                 available: int | None = None, device_type: str = "cpu") -> int:
     """Refuse a run that cannot fit in memory, before the work; return the batch size.
 
     The estimate is :data:`BYTES_PER_INPUT_PX` per input pixel, :data:`BYTES_PER_MODEL_PX`
     per model pixel and one batch of samples (``batch x samples x 128^2`` x
-    :data:`BYTES_PER_SAMPLE_PX`), the batch shrinking to fit :data:`BATCH_BYTES`.
+    :data:`BYTES_PER_SAMPLE_PX`), the batch shrinking to fit :data:`BATCH_BYTES`, and on a
+    CPU to :data:`CPU_IMAGES_PER_CALL` sample images per call.
 
     Raises
     ------
@@ -309,6 +319,8 @@ def check_memory(input_shape, model_shape, samples: int, *, name: str = "map",
     """
     per_patch = samples * 128 * 128 * BYTES_PER_SAMPLE_PX
     batch = int(max(1, min(MAX_BATCH, BATCH_BYTES // per_patch)))
+    if device_type == "cpu":
+        batch = min(batch, max(1, CPU_IMAGES_PER_CALL // samples))
     need = (BASE_BYTES + int(np.prod(input_shape)) * BYTES_PER_INPUT_PX
             + int(np.prod(model_shape)) * BYTES_PER_MODEL_PX + batch * per_patch)
     available = available_memory() if available is None else available

@@ -323,3 +323,64 @@ def test_non_ascii_names_and_no_name_column(tmp_path):
     del cores["name"]
     result, draws = correct_catalog(cores, path, CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
     write_outputs(result, tmp_path / "anon", draws=draws)
+
+
+class TestModelErrorTerm:
+    """The empirical model-error term of the core correction, and the mocks it is fitted on."""
+
+    def test_term_shifts_and_widens_exactly(self, tmp_path):
+        path = _nhpipe_file(tmp_path / "map.fits")
+        cores = _cores([85.5, 85.5005], [-1.0, -1.0003])
+        base = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0, lc_spread=0, ld_dex=0,
+                                 model_offset_dex=0.0, model_scatter_dex=0.0)
+        plain, _ = correct_catalog(cores, path, base)
+        from dataclasses import replace
+
+        shifted, _ = correct_catalog(cores, path, replace(base, model_offset_dex=0.2))
+        # Monte-Carlo percentiles of the quantile draws, moved by exactly 0.2 dex.
+        np.testing.assert_allclose(np.log10(shifted["nc_med"] / plain["nc_med"]), 0.2,
+                                   atol=0.02)
+        wide, _ = correct_catalog(cores, path, replace(base, model_scatter_dex=0.3))
+        width = np.log10(wide["nc_hi68"] / wide["nc_lo68"])
+        assert (width > np.log10(plain["nc_hi68"] / plain["nc_lo68"]) + 0.4).all()
+        assert wide.meta["model_scatter_dex"] == 0.3
+
+    def test_refused_values(self, tmp_path):
+        from nhpipe.api import correction_options
+
+        with pytest.raises(InputError, match="`model_scatter` must be a number of dex"):
+            correction_options(400.0, ld="10pc", model_scatter=-0.1)
+        with pytest.raises(InputError, match="`model_offset` must be a number of dex"):
+            correction_options(400.0, ld="10pc", model_offset=float("nan"))
+
+    @pytest.mark.parametrize("profile", ["plummer", "sphere"])
+    def test_mock_holds_the_catalogued_mass(self, profile):
+        """The mock map carries each core's mass (N_H summed over its pixels, minus the
+        cloud's), and the catalogue's true density is that mass inside R_obs."""
+        from astropy.table import Table
+
+        from nhpipe.sims.coremock import add_cores, draw_cores, true_density
+        from nhpipe.sims.cores import mean_density
+        from nhpipe.sims.observe import tan_wcs
+        from nhpipe.units import MU_H, PC_CM
+
+        rng = np.random.default_rng(0)
+        cores = draw_cores(3, rng, size_deg=0.05)
+        cores["mass"] = [0.5, 1.0, 2.0]
+        nh = np.zeros((100, 100))
+        wcs = tan_wcs(nh.shape, pixel_arcsec=3.0)
+        inside = add_cores(nh, wcs, cores, profile)
+        assert inside.all()
+        pixel_cm = 3.0 / 206264.806 * 400.0 * PC_CM
+        from astropy.constants import M_sun, m_p
+
+        mass = nh.sum() * pixel_cm**2 * MU_H * m_p.cgs.value / M_sun.cgs.value
+        # Plummer cores are truncated at 2 R_obs and hold their mass inside R_obs: more in all.
+        expected = 3.5 if profile == "sphere" else None
+        if expected is not None:
+            assert mass == pytest.approx(expected, rel=0.02)
+        else:
+            assert mass > 3.5
+        np.testing.assert_allclose(
+            true_density(Table(cores)),
+            mean_density(np.asarray(cores["mass"]), np.asarray(cores["r_obs"]) * PC_CM))

@@ -221,11 +221,18 @@ class TestResources:
         from nhpipe.errors import InputError
         from nhpipe.pipeline import check_memory
 
-        assert check_memory((1000, 1000), (300, 300), 16, available=8 * 10**9) == 8
+        assert check_memory((1000, 1000), (300, 300), 16, available=8 * 10**9,
+                            device_type="cuda") == 8
+        # On a CPU the batch holds at most 32 sample images (caches).
+        assert check_memory((1000, 1000), (300, 300), 16, available=8 * 10**9) == 2
         # 64 samples of a 128^2 patch at 16 B: 16.8 MB per patch, still a batch of 8.
-        assert check_memory((100, 100), (100, 100), 64, available=8 * 10**9) == 8
+        assert check_memory((100, 100), (100, 100), 64, available=8 * 10**9,
+                            device_type="cuda") == 8
+        # A 10000^2 HGBS field fits in 8 GB (README: memory scaling) ...
+        check_memory((10000, 10000), (2200, 2200), 16, available=8 * 10**9 / 0.9 + 1)
+        # ... a 30000^2 mosaic does not fit in 24 GB.
         with pytest.raises(InputError, match=r"needs about .* GB .*`samples`"):
-            check_memory((10000, 10000), (3000, 3000), 16, available=24 * 10**9)
+            check_memory((30000, 30000), (6600, 6600), 16, available=24 * 10**9)
         with pytest.raises(InputError, match="100000 samples"):
             check_memory((100, 100), (100, 100), 100000, available=24 * 10**9)
 

@@ -169,6 +169,12 @@ def _add_catalog_options(parser, *, in_run: bool) -> None:
     group.add_argument("--ld-scatter", type=float, default=0.3, metavar="DEX",
                        help="prior of L_d (or n_d): log-normal about the given value with "
                        "this width in dex (default 0.3); 0 fixes it")
+    group.add_argument("--model-offset", type=float, default=None, metavar="DEX",
+                       help="model-error term: shift of every draw of log10 n_c (default: "
+                       "fitted on mock cores, see the README)")
+    group.add_argument("--model-scatter", type=float, default=None, metavar="DEX",
+                       help="model-error term: log-normal scatter of the draws of n_c in dex "
+                       "(default: fitted on mock cores); 0 with --model-offset 0 turns it off")
     group.add_argument("--taper", help="taper the correction above this N_H, e.g. 1e23cm-2")
     group.add_argument("--types", help="only these core types, e.g. 2 or 1,2 (HGBS: "
                        "1 starless, 2 prestellar, 3 protostellar)")
@@ -196,7 +202,8 @@ def _catalog_inputs(args, distance_pc: float):
         args.catalog, distance_pc, readme=args.readme,
         columns={k[4:]: v for k, v in vars(args).items() if k.startswith("col_")},
         ld=args.ld, nd=args.nd, radius=args.radius, lc_factor=args.lc_factor,
-        lc_spread=args.lc_spread, ld_scatter=args.ld_scatter, taper=args.taper,
+        lc_spread=args.lc_spread, ld_scatter=args.ld_scatter,
+        model_offset=args.model_offset, model_scatter=args.model_scatter, taper=args.taper,
         types=args.types, max_alpha_be=args.max_alpha_be,
         exclude_comments=args.exclude_comment)
 

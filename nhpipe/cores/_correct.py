@@ -36,6 +36,12 @@ class CorrectionOptions:
     ``ld_dex`` dex (a diffuse depth of "10 pc" means a few to tens of pc). The n_c
     intervals are then percentiles of the draws; with both set to 0 they are the exact
     transforms of the <n_H>_m quantiles.
+
+    What the priors leave out (core shape and profile, the beam, the network's own error
+    on cores) is the empirical model-error term: every draw of log10 n_c is moved by
+    ``model_offset_dex`` and scattered by a normal of ``model_scatter_dex`` dex. Both are
+    fitted on mock cores of one profile family and tested on the other
+    (``benchmarks/core_mocks.py``; README, "Core densities on mocks").
     """
 
     distance_pc: float
@@ -45,6 +51,8 @@ class CorrectionOptions:
     lc_factor: float = 2.0
     lc_spread: float = 0.25
     ld_dex: float = 0.3
+    model_offset_dex: float = 0.0
+    model_scatter_dex: float = 0.0
     nh_taper: float | None = None
     types: tuple | None = None
     max_alpha_be: float | None = None
@@ -154,6 +162,8 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
         "A.4 (n_d prescribed)", "l_d_pc": options.l_d_pc, "n_d_cm3": options.n_d,
         "radius": options.radius, "lc_factor": options.lc_factor,
         "lc_spread": options.lc_spread, "ld_dex": options.ld_dex,
+        "model_offset_dex": options.model_offset_dex,
+        "model_scatter_dex": options.model_scatter_dex,
         "nh_taper_cm2": options.nh_taper, "n_draws": options.n_draws, "seed": options.seed,
     })
     return out, n_c
@@ -199,7 +209,11 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions):
     # draws serve the fraction of consistent draws and the CMF bands.
     knots, knot_reason = solve(stats.log_nm_quantiles)   # rows Q02_5, Q16, Q50, Q84, Q97_5
     n_c, reason = solve(log_nm, l_c_draws, diffuse_draws)
-    if n and (options.lc_spread or options.ld_dex):
+    term = options.model_offset_dex or options.model_scatter_dex
+    if term:
+        n_c = n_c * 10 ** (options.model_offset_dex
+                           + options.model_scatter_dex * rng.standard_normal(shape))
+    if n and (options.lc_spread or options.ld_dex or term):
         # With uncertain parameters the intervals come from the joint draws.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # rows without any solution

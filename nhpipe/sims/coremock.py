@@ -1,0 +1,146 @@
+"""Mock maps of dense cores with known densities, in two families of core profile.
+
+A mock is a simulated cloud (:mod:`nhpipe.sims.cloud`) seen like an HGBS map (3" pixels,
+18.2" beam, 2 % noise, N(H2) in cm-2), with cores added to its column density, and the
+catalogue of those cores in the HGBS column layout (:class:`nhpipe.cores.CatalogueColumns`)
+with their true mean density ``n_true_h`` (n_H inside the observed radius).
+
+Two profile families, so that anything fitted on the cores of one is tested on the other:
+
+- ``plummer``: n_0 / (1 + (r / a)^2) with a flat radius a = R_deconv / 2, truncated at
+  2 R_obs (:mod:`nhpipe.sims.cores`; Whitworth & Ward-Thompson 2001);
+- ``sphere``: a uniform sphere of radius R_deconv (the two-component model's own picture
+  of a core, seen through the beam).
+
+Both hold the catalogued mass inside R_obs (plummer) or in all (sphere), so the true mean
+density inside R_obs is known exactly. Cores come from a catalogue (positions, radii and
+masses of real cores, e.g. Konyves et al. 2020) or are drawn (:func:`draw_cores`) with
+HGBS-like radii and masses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.table import Table
+
+from ..grid import PIXEL_PC
+from ..units import PC_CM
+from .cores import mean_density, plummer_column, plummer_n0
+from .observe import ARCSEC_PER_RAD
+
+PROFILES = ("plummer", "sphere")
+#: Observation of the mocks: HGBS high-resolution maps of a cloud at 400 pc.
+DISTANCE_PC, PIXEL_ARCSEC, BEAM_ARCSEC = 400.0, 3.0, 18.2
+
+
+def sphere_column(b_cm, *, n, r_cm):
+    """N_H (cm-2) at impact parameter ``b_cm`` through a uniform sphere of density ``n``."""
+    return 2.0 * n * np.sqrt(np.clip(r_cm**2 - np.asarray(b_cm, float) ** 2, 0.0, None))
+
+
+def draw_cores(n: int, rng: np.random.Generator, *, centre=(85.5, -1.0),
+               size_deg: float = 0.5) -> Table:
+    """``n`` HGBS-like cores in a ``size_deg`` field: deconvolved radii log-uniform in
+    0.01-0.05 pc, observed radii the deconvolved ones combined with the beam's half width
+    in quadrature, masses log-normal about 0.8 Msun (0.4 dex)."""
+    half_beam_pc = BEAM_ARCSEC / 2 / ARCSEC_PER_RAD * DISTANCE_PC
+    r_deconv = 10 ** rng.uniform(np.log10(0.01), np.log10(0.05), n)
+    margin = 0.05 * size_deg
+    dec = centre[1] + rng.uniform(-0.5, 0.5, n) * (size_deg - 2 * margin)
+    ra = centre[0] + rng.uniform(-0.5, 0.5, n) * (size_deg - 2 * margin) / np.cos(
+        np.radians(centre[1]))
+    table = Table({"name": [f"mock{i:04d}" for i in range(n)], "ra": ra, "dec": dec,
+                   "r_obs": np.hypot(r_deconv, half_beam_pc), "r_deconv": r_deconv,
+                   "mass": 10 ** rng.normal(np.log10(0.8), 0.4, n),
+                   "core_type": np.full(n, 2), "alpha_be": np.full(n, 1.0),
+                   "comment": [""] * n})
+    table["r_obs"].unit = table["r_deconv"].unit = "pc"
+    table["mass"].unit = "Msun"
+    return table
+
+
+def add_cores(nh: np.ndarray, wcs, cores: Table, profile: str) -> np.ndarray:
+    """Add the cores' column densities (cm-2) to an N_H map on ``wcs`` (at 400 pc);
+    returns the boolean mask of the cores that fall inside the map."""
+    from astropy.coordinates import SkyCoord
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    pixel_pc = PIXEL_ARCSEC / ARCSEC_PER_RAD * DISTANCE_PC
+    x, y = wcs.world_to_pixel(SkyCoord(cores["ra"], cores["dec"], unit="deg"))
+    inside = (x > 0) & (y > 0) & (x < nh.shape[1] - 1) & (y < nh.shape[0] - 1)
+    for i in np.flatnonzero(inside):
+        r_obs = float(cores["r_obs"][i]) * PC_CM
+        r_dec = float(cores["r_deconv"][i]) * PC_CM
+        mass = float(cores["mass"][i])
+        r_out = 2.0 * r_obs if profile == "plummer" else r_dec
+        reach = int(np.ceil(r_out / PC_CM / pixel_pc)) + 1
+        cy, cx = int(round(y[i])), int(round(x[i]))
+        box = (slice(max(cy - reach, 0), cy + reach + 1),
+               slice(max(cx - reach, 0), cx + reach + 1))
+        yy, xx = np.mgrid[box]
+        b = np.hypot(xx - x[i], yy - y[i]) * pixel_pc * PC_CM
+        if profile == "plummer":
+            a = 0.5 * r_dec
+            nh[box] += plummer_column(b, n0=plummer_n0(mass, r_obs, a), a_cm=a, r_out_cm=r_out)
+        else:
+            nh[box] += sphere_column(b, n=mean_density(mass, r_dec), r_cm=r_dec)
+    return inside
+
+
+def true_density(cores: Table) -> np.ndarray:
+    """True mean n_H (cm-3) inside each core's observed radius: both profiles hold the
+    whole catalogued mass there (the Plummer core by construction, the sphere because
+    R_deconv < R_obs)."""
+    return mean_density(np.asarray(cores["mass"], float),
+                        np.asarray(cores["r_obs"], float) * PC_CM)
+
+
+def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_cores: int = 300,
+              size_deg: float = 0.5, centre=(85.5, -1.0)):
+    """A mock HGBS-like N(H2) map with cores of one profile family, and its catalogue.
+
+    Parameters
+    ----------
+    profile : {'plummer', 'sphere'}
+    seed : int
+        Seed of the cloud, the cores (when drawn) and the noise.
+    cores : Table, optional
+        Cores to place (HGBS columns ra, dec, r_obs, r_deconv in pc, mass in Msun); by
+        default ``n_cores`` drawn by :func:`draw_cores`.
+    size_deg : float
+        Side of the map, in degrees (0.5 deg is 3.5 pc at 400 pc, 600 x 600 pixels).
+
+    Returns
+    -------
+    hdu : astropy.io.fits.PrimaryHDU
+        N(H2) in cm-2 with a TAN WCS and the beam in BMAJ/BMIN.
+    catalogue : astropy.table.Table
+        The cores inside the map, in the HGBS layout, with ``n_h2_ave_obs`` (the true
+        density as n(H2), 1e4 cm-3, as HGBS gives it) and ``n_true_h`` (cm-3).
+    """
+    from .cloud import draw_params, make_cube
+    from .observe import herschel_like_hdu, tan_wcs, upsample
+    from .project import project
+
+    rng = np.random.default_rng([seed, PROFILES.index(profile)])
+    if cores is None:
+        cores = draw_cores(n_cores, rng, centre=centre, size_deg=size_deg)
+    params = draw_params(rng)
+    params.cores = []  # the generator's own cores would have no catalogue entry
+    cells = int(round(np.radians(size_deg) * DISTANCE_PC / PIXEL_PC))
+    nh, _ = project(make_cube(params, rng, shape=(128, cells, cells)), axis=0,
+                    cell_pc=PIXEL_PC)
+    nh = upsample(nh, cell_pc=PIXEL_PC, pixel_pc=PIXEL_ARCSEC / ARCSEC_PER_RAD * DISTANCE_PC)
+    wcs = tan_wcs(nh.shape, pixel_arcsec=PIXEL_ARCSEC, centre=centre)
+    inside = add_cores(nh, wcs, cores, profile)
+    hdu = herschel_like_hdu(nh, distance_pc=DISTANCE_PC, pixel_arcsec=PIXEL_ARCSEC,
+                            beam_arcsec=BEAM_ARCSEC, centre=centre, rng=rng)
+    catalogue = Table(cores[inside], copy=True)
+    catalogue["n_true_h"] = true_density(catalogue)
+    catalogue["n_true_h"].unit = "cm-3"
+    catalogue["n_h2_ave_obs"] = catalogue["n_true_h"] / 2 / 1e4
+    catalogue["n_h2_ave_obs"].unit = "1e4 cm-3"
+    catalogue.meta.update({"mock": f"{profile} cores, seed {seed}",
+                           "profile": profile, "seed": seed})
+    return hdu, catalogue
