@@ -120,8 +120,13 @@ def score(path):
     ok = (np.asarray(table["status"]) == "ok") & (truth > 0)
     ratio = np.log10(np.asarray(table["nc_med"], float)[ok] / truth[ok])
     p16, p50, p84 = np.percentile(ratio, [16, 50, 84])
+    inside = {level: np.mean((np.asarray(table[f"nc_lo{level}"], float)[ok] <= truth[ok])
+                             & (truth[ok] <= np.asarray(table[f"nc_hi{level}"], float)[ok]))
+              for level in (68, 95)}
     print(f"{Path(path).name}: {ok.sum()} of {len(table)} cores solved with a known truth; "
-          f"log10(recovered / true): median {p50:+.3f}, 68 % range [{p16:+.3f}, {p84:+.3f}]")
+          f"log10(recovered / true): median {p50:+.3f}, 68 % range [{p16:+.3f}, {p84:+.3f}]; "
+          f"the 68 % interval holds the truth for {inside[68]:.0%} of them, the 95 % one "
+          f"for {inside[95]:.0%}")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,13 @@ def _validate(card, path) -> None:
                 or not all(_finite_number(normaliser[k]) for k in keys) \
                 or normaliser["nh_std"] <= 0 or normaliser["r_std"] <= 0:
             fail("'normaliser' must hold finite nh_mean, nh_std > 0, a, b, r_std > 0")
-    elif name == "powerlaw":
+    term = card.get("core_term")
+    if term is not None and (not isinstance(term, dict)
+                             or not _finite_number(term.get("offset_dex"))
+                             or not _finite_number(term.get("scatter_dex"))
+                             or term["scatter_dex"] < 0):
+        fail("'core_term' must hold finite offset_dex and scatter_dex >= 0")
+    if name == "powerlaw":
         config = card["config"]
         if not {"a", "b", "sigma"} <= set(config) <= {"a", "b", "sigma", "pixel_pc"} \
                 or not all(map(_finite_number, config.values())) or config["sigma"] < 0 \

@@ -384,3 +384,54 @@ class TestModelErrorTerm:
         np.testing.assert_allclose(
             true_density(Table(cores)),
             mean_density(np.asarray(cores["mass"]), np.asarray(cores["r_obs"]) * PC_CM))
+
+
+class TestModelTermFromCard:
+    """Without --model-offset/--model-scatter the term comes from the card of the model
+    that made the map, and only when the map's MODELSHA is that card's weights."""
+
+    def _map(self, tmp_path, model):
+        from astropy.io import fits
+
+        import nhpipe
+
+        from .conftest import blob_map, make_header
+
+        header = make_header((48, 40), pixel_arcsec=6.0)
+        header["BMAJ"] = header["BMIN"] = 18.2 / 3600
+        hdul = nhpipe.estimate(fits.PrimaryHDU(blob_map((48, 40)), header=header),
+                               distance="400pc", species="H2", model=model, samples=4)
+        path = tmp_path / f"{model}.fits"
+        hdul.writeto(path)
+        return path
+
+    def test_card_term_used_and_recorded(self, tmp_path):
+        from nhpipe.cards import read_card
+        from nhpipe.models import models_dir
+
+        term = read_card(models_dir() / "unet")["core_term"]
+        path = self._map(tmp_path, "unet")
+        cores = _cores([85.5, 85.5005], [-1.0, -1.0003])
+        options = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0)
+        result, _ = correct_catalog(cores, path, options)
+        assert result.meta["model_offset_dex"] == term["offset_dex"]
+        assert result.meta["model_term"].startswith("card of unet: plummer mock cores")
+        from dataclasses import replace
+
+        off, _ = correct_catalog(cores, path, replace(options, model_offset_dex=0.0,
+                                                      model_scatter_dex=0.0))
+        assert off.meta["model_term"] == "given"
+        shift = np.log10(result["nc_med"] / off["nc_med"])
+        np.testing.assert_allclose(shift, term["offset_dex"], atol=0.03)
+
+    def test_other_weights_get_no_term_and_a_warning(self, tmp_path):
+        from astropy.io import fits
+
+        path = self._map(tmp_path, "unet")
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].header["MODELSHA"] = "0" * 64
+        cores = _cores([85.5], [-1.0])
+        with pytest.warns(UserWarning, match="not the installed ones"):
+            result, _ = correct_catalog(cores, path,
+                                        CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
+        assert result.meta["model_offset_dex"] == 0.0

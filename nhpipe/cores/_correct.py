@@ -41,7 +41,9 @@ class CorrectionOptions:
     on cores) is the empirical model-error term: every draw of log10 n_c is moved by
     ``model_offset_dex`` and scattered by a normal of ``model_scatter_dex`` dex. Both are
     fitted on mock cores of one profile family and tested on the other
-    (``benchmarks/core_mocks.py``; README, "Core densities on mocks").
+    (``benchmarks/core_mocks.py``; README, "Core densities on mocks"), for each network,
+    and stored in its model card (``core_term``); ``None`` (the default) takes them from
+    the card of the model that made the map, when the map's MODELSHA is that card's.
     """
 
     distance_pc: float
@@ -51,8 +53,8 @@ class CorrectionOptions:
     lc_factor: float = 2.0
     lc_spread: float = 0.25
     ld_dex: float = 0.3
-    model_offset_dex: float = 0.0
-    model_scatter_dex: float = 0.0
+    model_offset_dex: float | None = None
+    model_scatter_dex: float | None = None
     nh_taper: float | None = None
     types: tuple | None = None
     max_alpha_be: float | None = None
@@ -87,6 +89,7 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
                          "(diffuse density, A.4)")
     if options.radius not in ("observed", "deconvolved"):
         raise InputError(f"`radius` must be observed or deconvolved, got {options.radius!r}")
+    options, term_source = _with_model_term(options, nhpipe_file)
     out = table.copy()
     n = len(out)
     radius_pc = core_radius_pc(table, options.radius, columns)
@@ -117,10 +120,12 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
                       NhpipeWarning, stacklevel=2)
 
     with np.errstate(all="ignore"):  # NaN rows (outside, masked) are expected here
-        return _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file)
+        return _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file,
+                        term_source)
 
 
-def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file):
+def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file,
+             term_source):
     measured = status != "filtered"
     pct, n_c, consistent, median_reason = _solve_draws(stats, radius_pc, options)
     # A core is inconsistent when its median <n>_m has no solution.
@@ -163,10 +168,52 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
         "radius": options.radius, "lc_factor": options.lc_factor,
         "lc_spread": options.lc_spread, "ld_dex": options.ld_dex,
         "model_offset_dex": options.model_offset_dex,
-        "model_scatter_dex": options.model_scatter_dex,
+        "model_scatter_dex": options.model_scatter_dex, "model_term": term_source,
         "nh_taper_cm2": options.nh_taper, "n_draws": options.n_draws, "seed": options.seed,
     })
     return out, n_c
+
+
+def _with_model_term(options: CorrectionOptions, nhpipe_file):
+    """Options with the model-error term filled in, and where it came from.
+
+    A value left ``None`` comes from the ``core_term`` of the model card of the map's
+    MODEL, provided the card is that of the weights that made the map (MODELSHA);
+    otherwise it is 0 and a warning says why.
+    """
+    from dataclasses import replace
+
+    from astropy.io import fits
+
+    if options.model_offset_dex is not None and options.model_scatter_dex is not None:
+        return options, "given"
+    header = fits.getheader(nhpipe_file, 0)
+    name, made_by = header.get("MODEL"), header.get("MODELSHA")
+    term, source = None, f"none ({name} has no core_term in its card)"
+    try:
+        from ..cards import read_card
+        from ..models import models_dir
+
+        card = read_card(models_dir() / str(name))
+        if card.get("sha256") == made_by and made_by:
+            term = card.get("core_term")
+            if term is not None:
+                source = f"card of {name}: {term.get('fitted_on', '')}"
+        else:
+            source = f"none (the map's {name} weights are not the installed ones)"
+    except InputError:
+        source = f"none (no card of {name})"
+    if term is None:
+        warnings.warn(f"no model-error term for the cores: {source[6:-1]}; the n_c intervals "
+                      "hold the network's spread and the priors only (set `model_offset` "
+                      "and `model_scatter` to give one)", NhpipeWarning, stacklevel=3)
+        term = {}
+    return replace(
+        options,
+        model_offset_dex=options.model_offset_dex if options.model_offset_dex is not None
+        else float(term.get("offset_dex", 0.0)),
+        model_scatter_dex=options.model_scatter_dex if options.model_scatter_dex is not None
+        else float(term.get("scatter_dex", 0.0))), source
 
 
 def _solve_draws(stats, radius_pc, options: CorrectionOptions):
