@@ -219,7 +219,7 @@ class TestImplausible:
 class TestResources:
     def test_memory_estimate_refuses_before_work(self):
         from nhpipe.errors import InputError
-        from nhpipe.pipeline import check_memory
+        from nhpipe.resources import check_memory
 
         assert check_memory((1000, 1000), (300, 300), 16, available=8 * 10**9,
                             device_type="cuda") == 8
