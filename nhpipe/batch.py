@@ -243,7 +243,10 @@ def run_batch(manifest, out_dir, *, workers: int = 2, scheduler: str | None = No
 
         # A field whose worker process dies (killed, out of memory) is run again on a
         # fresh worker up to `retries` times; task errors are retried by `retries` below.
-        with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+        # A worker holds one field at a time (saturation 1.0, not dask's 1.1, which queues
+        # a second field on each worker): a dying worker takes down only the field it ran.
+        with dask.config.set({"distributed.scheduler.allowed-failures": retries,
+                              "distributed.scheduler.worker-saturation": 1.0}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
         client = Client(cluster)

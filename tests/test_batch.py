@@ -94,9 +94,13 @@ class KillOnce(WorkerPlugin):
     \"\"\"Kill this worker process the first time any task starts executing.\"\"\"
 
     def transition(self, key, start, finish, **kwargs):
-        if finish == "executing" and not MARKER.exists():
-            MARKER.write_text(str(key))
-            os._exit(1)
+        if finish != "executing":
+            return
+        try:  # atomic: of two workers starting at once, only one dies
+            os.close(os.open(MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os._exit(1)
 
 
 async def dask_setup(worker):

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from nhpipe.errors import InputError
+
 from .conftest import make_header
 
 GOOD = ["--distance", "400pc", "--species", "H2"]
@@ -270,3 +272,38 @@ class TestMoreDefects:
                                  "--ld", "10pc")
         assert status == 2 and "no such catalogue" in err
         assert out.read_bytes() == b"previous result"
+
+
+def test_types_against_a_column_that_is_not_integer(tmp_path):
+    from nhpipe.api import correction_options
+    from nhpipe.cores import check_columns, column_map
+
+    from .test_catalog import _cores
+
+    cores = _cores([85.5, 85.6], [-1.0, -1.0])
+    cores["core_type"] = ["prestellar", "starless"]
+    with pytest.raises(InputError, match="`types` needs integer core types, but column "
+                                         "'core_type' holds 'prestellar'"):
+        check_columns(cores, column_map(), correction_options(400.0, ld="10pc", types="2"))
+    cores["core_type"] = [2.5, 1.0]
+    with pytest.raises(InputError, match="needs integer core types"):
+        check_columns(cores, column_map(), correction_options(400.0, ld="10pc", types="2"))
+
+
+def test_unwritable_output_folder_refused_before_work(run_cli, write_map, tmp_path,
+                                                      monkeypatch):
+    """A read-only folder (os.access says no: what a read-only file system answers, and
+    what root cannot be made to see) is refused in one line before any work."""
+    import os
+
+    from nhpipe import _write
+
+    real_access = os.access
+    monkeypatch.setattr(_write.os, "access",
+                        lambda path, mode: False if str(path) == str(tmp_path / "ro")
+                        else real_access(path, mode))
+    (tmp_path / "ro").mkdir()
+    status, _, err = run_cli("run", write_map(), "--distance", "400pc", "--species", "H2",
+                             "--model", "powerlaw", "--out", tmp_path / "ro" / "x.fits")
+    assert status == 2 and err.count("\n") == 1 and "ro" in err
+    assert not (tmp_path / "ro" / "x.fits").exists()

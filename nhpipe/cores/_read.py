@@ -185,8 +185,14 @@ def check_columns(table, columns: CatalogueColumns, options) -> None:
     _column(table, columns, "dec")
     _column(table, columns, f"radius_{options.radius}")
     if getattr(options, "types", None):
-        present = sorted({int(v) for v in _floats(_column(table, columns, "core_type"))
-                          if np.isfinite(v)})
+        column = _column(table, columns, "core_type")
+        values = _floats(column)
+        present = sorted({int(v) for v in values if np.isfinite(v)})
+        if not present or np.any(np.isfinite(values) & (values != np.round(values))):
+            sample = ", ".join(repr(str(v)) for v in list(column[:3]))
+            raise InputError(f"`types` needs integer core types, but column "
+                             f"{columns.core_type!r} holds {sample}...: set the column with "
+                             "`columns['core_type']` or leave out `types`")
         if not set(options.types) & set(present):
             raise InputError(f"`types` {','.join(map(str, options.types))}: no core has these "
                              f"types; column {columns.core_type!r} holds {present[:10]}")
