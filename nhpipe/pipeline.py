@@ -25,7 +25,7 @@ from .models import load_model, resolve_device
 from .regrid import interpolate, model_grid, resample
 from .resources import check_memory
 from .summarise import PLANE_DOC, STATISTICS, summarise
-from .tiling import DEFAULT_STRIDE, coverage, fill_blanks, plan_tiles, stitch, tile
+from .tiling import DEFAULT_STRIDE, Stitcher, coverage, fill_blanks, plan_tiles, tile
 from .units import parse_angle_arcsec, parse_distance, pixel_scale_deg
 from ._write import Plane, check_output_path, planes_hdulist, write_hdulist
 
@@ -81,15 +81,16 @@ def infer_map(model, log_nh: np.ndarray, *, n_samples: int, generator: torch.Gen
     blank = ~np.isfinite(log_nh)
     tiling = plan_tiles(log_nh.shape, stride=stride)
     patches = tile(fill_blanks(log_nh), tiling).astype(np.float32)
-    results = []
+    blend = Stitcher(tiling, (len(STATISTICS),))
     with tqdm(total=len(tiling), unit="patch", disable=not progress,
               desc=f"{model.name} x{n_samples}") as bar:
-        for _, draws, _ in sample_batches(model, patches, n_samples, generator,
-                                          beam_px=beam_px, batch_size=batch_size,
-                                          **sampling):
-            results.extend(summarise(d) for d in draws)
+        for start, draws, _ in sample_batches(model, patches, n_samples, generator,
+                                              beam_px=beam_px, batch_size=batch_size,
+                                              **sampling):
+            for k, d in enumerate(draws):
+                blend.add(start + k, summarise(d))
             bar.update(len(draws))
-    stats = stitch(np.stack(results), tiling)
+    stats = blend.result()
     stats[:, blank] = np.nan
     return stats, coverage(tiling)
 

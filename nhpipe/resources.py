@@ -13,14 +13,15 @@ from .errors import InputError
 #: Peak bytes per pixel of the input grid and of the model grid during a run, and the
 #: base (Python, torch, a model). Measured as peak RSS with the unet: a 315^2 Hi-GAL map
 #: at 2 kpc on its 1352^2 model grid (``--output-grid model``: few input pixels) peaked at
-#: 1.86 GB, ~800 B per model pixel (per-patch statistics, their stitching in float64);
-#: ``benchmarks/endtoend.py`` (3" pixels at 400 pc, 20 input pixels per model pixel) gave
-#: 0.71 GB at 2290^2 and 2.64 GB at 6000^2, i.e. ~23 B per input pixel besides (float32
-#: output planes on the input grid; the regrid works on strips and blocks) over 0.38 GB.
-#: Rounded up. Per sample pixel of a batch: the float32 samples, their sorted copy for
-#: the quantiles and the entropy histogram.
-BYTES_PER_INPUT_PX = 30
-BYTES_PER_MODEL_PX = 900
+#: 0.81 GB, ~220 B per model pixel (the statistics stitched as patches arrive);
+#: ``benchmarks/endtoend.py`` (3" pixels at 400 pc, 20 input pixels per model pixel):
+#: 0.71 GB at 2290^2, 2.64 GB at 6000^2, 6.41 GB at 10000^2, the peak when the ten float32
+#: planes are mapped back beside the float64 input (~60 B per input pixel). Rounded up;
+#: the sum overestimates (the two parts peak at different stages). Per sample pixel of a
+#: batch: the float32 samples, their sorted copy for the quantiles and the entropy
+#: histogram.
+BYTES_PER_INPUT_PX = 60
+BYTES_PER_MODEL_PX = 300
 BASE_BYTES = 400_000_000
 BYTES_PER_SAMPLE_PX = 16
 #: Largest batch of patches, and the memory one batch of samples may take.

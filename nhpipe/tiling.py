@@ -148,12 +148,41 @@ def stitch(patches: np.ndarray, tiling: Tiling) -> np.ndarray:
     ndarray, shape (..., ny, nx)
         Weighted mean of the overlapping patches at each pixel.
     """
-    patches = np.asarray(patches, dtype=np.float64)
     if len(patches) != len(tiling):
         raise ValueError(f"expected {len(tiling)} patches, got {len(patches)}")
-    window = blend_window(tiling.size, tiling.margin)
-    total = _overlay(patches * window, tiling)
-    return total / _overlay(np.broadcast_to(window, (len(tiling),) + window.shape), tiling)
+    blend = Stitcher(tiling, np.shape(patches)[1:-2])
+    for index, patch in enumerate(patches):
+        blend.add(index, patch)
+    return blend.result()
+
+
+class Stitcher:
+    """:func:`stitch` one patch at a time: only the weighted sums of the map are held.
+
+    The pipeline adds each patch's statistics as soon as they are computed, so the
+    patches of a whole map are never held together (with 1.8x overlap and nine
+    statistics that saved ~250 bytes per model pixel).
+    """
+
+    def __init__(self, tiling: Tiling, channels: tuple = ()):
+        self.tiling = tiling
+        self.window = blend_window(tiling.size, tiling.margin)
+        self.total = np.zeros(tuple(channels) + tiling.padded_shape)
+        self.weight = np.zeros(tiling.padded_shape)
+
+    def add(self, index: int, patch: np.ndarray) -> None:
+        """Blend in patch ``index`` (values of shape (..., size, size))."""
+        y, x = self.tiling.origins[index]
+        s = self.tiling.size
+        self.total[..., y : y + s, x : x + s] += np.asarray(patch, np.float64) * self.window
+        self.weight[y : y + s, x : x + s] += self.window
+
+    def result(self) -> np.ndarray:
+        """The weighted mean, cropped to the map: shape (..., ny, nx)."""
+        (top, _), (left, _) = self.tiling.pad
+        ny, nx = self.tiling.shape
+        crop = (..., slice(top, top + ny), slice(left, left + nx))
+        return self.total[crop] / self.weight[crop[1:]]
 
 
 def coverage(tiling: Tiling) -> np.ndarray:
