@@ -49,7 +49,8 @@ class DDPM(Network):
     samples and all steps; the denoiser itself is the same U-Net class with
     ``den_depth`` levels (1 in the shipped model: two residual convolution blocks at full
     resolution), which is what makes 64 samples x 8 steps affordable on a CPU
-    (0.44 regions/s on 2 cores).
+    (1.36 regions/s on 2 cores with bfloat16; ``steps=4``, DPM-Solver++ with 4 network
+    evaluations per sample, 2.59 and within 10 % of 8 steps in MSE, CRPS and coverage).
     """
 
     name = "ddpm"
@@ -83,7 +84,8 @@ class DDPM(Network):
         return F.mse_loss(self.denoise(noisy, timesteps, self.context(x)), target)
 
     def sample_normalised(self, x, n_samples, generator, steps=None):
-        """All samples of a region go through the denoiser in one batch."""
+        """All samples of a region go through the denoiser in one batch; ``steps`` sampler
+        steps (network evaluations), by default the card's."""
         _, sampler = _schedulers(self.config)
         sampler.set_timesteps(steps or self.config.steps, device=x.device)
         b, _, h, w = x.shape
