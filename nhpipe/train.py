@@ -141,11 +141,8 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
         end_of_epoch = run.step % steps_per_epoch == 0 or run.step == total_steps
         out_of_time = max_minutes is not None and run.elapsed > 60 * max_minutes
         if end_of_epoch or out_of_time:
-            loss = _validation_loss(model, run.ema, val, torch_device, seed)
-            run.rows.append({"step": run.step, "epoch": round(run.step / steps_per_epoch, 3),
-                             "train_loss": running / count, "val_loss": loss,
-                             "elapsed_s": round(run.elapsed, 1)})
-            bar.write(f"step {run.step}: train {running / count:.4f} val {loss:.4f}")
+            bar.write(run.end_epoch(running / count, steps_per_epoch,
+                                    _validation_loss(model, run.ema, val, torch_device, seed)))
             running, count = 0.0, 0
         if time.monotonic() - last_ckpt > 60 * checkpoint_minutes or out_of_time:
             run.save(ckpt_path)
@@ -161,11 +158,10 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
                 "data_recipe": _recipe(data), "seed": seed, "batch_size": batch_size,
                 "lr": lr, "crop_px": crop, "stopped_by_time_limit": stopped_early,
                 **run.record(steps_per_epoch, torch_device)}
-    card = {"name": model_name, "nhpipe_version": __version__,
-            "config": model.card()["config"], "normaliser": model.card()["normaliser"],
-            "training": training, "metrics": {}}
     _write_curves(out, run.rows)
-    return save_network(model.cpu(), out, card)
+    return save_network(model.cpu(), out, {
+        "name": model_name, "nhpipe_version": __version__, "config": model.card()["config"],
+        "normaliser": model.card()["normaliser"], "training": training, "metrics": {}})
 
 
 def _check_options(model_name, out: Path, *, epochs, batch_size, lr, overwrite, resume):
@@ -222,6 +218,13 @@ class _Run:
             self.ema.update(self.model)
         self.step += 1
         return loss.item()
+
+    def end_epoch(self, train_loss: float, steps_per_epoch: int, val_loss: float) -> str:
+        """Record the losses of an epoch (or of the last steps before the time limit)."""
+        self.rows.append({"step": self.step, "epoch": round(self.step / steps_per_epoch, 3),
+                          "train_loss": train_loss, "val_loss": val_loss,
+                          "elapsed_s": round(self.elapsed, 1)})
+        return f"step {self.step}: train {train_loss:.4f} val {val_loss:.4f}"
 
     def record(self, steps_per_epoch: int, device) -> dict:
         """What the model card says of this run's progress and machine."""
