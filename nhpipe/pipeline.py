@@ -212,7 +212,7 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
                               device_type=torch_device.type)
     if _before_work is not None:
         _before_work(cmap.shape if output_grid == "input" else grid_shape)
-    nh_grid, _ = resample(cmap.nh, cmap.wcs, grid_wcs, grid_shape)
+    nh_grid, _ = resample(cmap.nh, cmap.wcs, grid_wcs, grid_shape, progress=progress)
     stage("regrid")
     if not np.isfinite(nh_grid).any():
         raise InputError(f"{cmap.name}: no valid pixel left on the model grid")
@@ -226,7 +226,7 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
 
     if output_grid == "input":
         wcs, nh = cmap.wcs, cmap.nh
-        stats, count = _map_back(stats, count, grid_wcs, cmap)
+        stats, count = _map_back(stats, count, grid_wcs, cmap, progress=progress)
     else:
         wcs, nh = grid_wcs, nh_grid
     stage("map back")
@@ -255,13 +255,14 @@ def _check_options(samples, output_grid, stride) -> None:
     _check_stride(stride)
 
 
-def _map_back(stats, count, grid_wcs, cmap):
+def _map_back(stats, count, grid_wcs, cmap, *, progress=False):
     """The statistics (S, ny, nx) and coverage (ny, nx) of the model grid on the input's
     grid, as float32, blank where the input is blank."""
     # Extending the statistics by their nearest valid value first lets the bilinear
     # mapping reach the input's edge pixels; the input's own blanks are masked after.
     back = interpolate(fill_blanks(np.concatenate([stats, count[None]])), grid_wcs,
-                       cmap.wcs, cmap.shape, dtype=np.float32)  # float32: what is written
+                       cmap.wcs, cmap.shape, dtype=np.float32,  # float32: what is written
+                       progress=progress)
     back[:, ~np.isfinite(cmap.nh)] = np.nan
     # A count of patches is a whole number: the bilinear value rounded, i.e. the count of
     # the nearer model pixels.

@@ -14,6 +14,7 @@ import numpy as np
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import pixel_to_pixel, proj_plane_pixel_scales
 from scipy import ndimage
+from tqdm.auto import tqdm
 from reproject import reproject_exact
 from reproject.mosaicking import find_optimal_celestial_wcs
 
@@ -61,7 +62,8 @@ def model_grid(wcs: WCS, shape: tuple[int, int], *, pixel_pc: float, distance_pc
     return wcs_out, tuple(int(n) + 2 for n in shape_out)
 
 
-def resample(image: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[int, int]):
+def resample(image: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[int, int], *,
+             progress: bool = False):
     """Resample a map onto another celestial grid, blank-aware.
 
     Where output pixels are larger than input pixels (the usual case: Herschel maps have
@@ -87,6 +89,8 @@ def resample(image: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[int,
         Celestial WCS of the input and output.
     shape_out : (ny, nx)
         Output shape.
+    progress : bool
+        Progress bar over the strips or blocks (a 10000^2 map takes minutes).
 
     Returns
     -------
@@ -100,11 +104,12 @@ def resample(image: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[int,
     scale_out = float(np.mean(proj_plane_pixel_scales(wcs_out)))
     shape_out = tuple(shape_out)
     if scale_out >= scale_in:
-        resampled = _exact_in_strips(planes, wcs_in, wcs_out, shape_out)
+        resampled = _exact_in_strips(planes, wcs_in, wcs_out, shape_out, progress=progress)
     else:
         valid = np.all(np.isfinite(planes), axis=0)
         stack = np.concatenate([valid[None].astype(np.float64), np.where(valid, planes, 0.0)])
-        resampled = interpolate(stack, wcs_in, wcs_out, shape_out, dtype=np.float64)
+        resampled = interpolate(stack, wcs_in, wcs_out, shape_out, dtype=np.float64,
+                                progress=progress)
         del stack
     # In place, plane by plane: no second copy of the (possibly large) output stack.
     np.nan_to_num(resampled, nan=0.0, copy=False)
@@ -122,7 +127,8 @@ def resample(image: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[int,
 STRIP_ROWS = 512
 
 
-def _exact_in_strips(planes, wcs_in: WCS, wcs_out: WCS, shape_out) -> np.ndarray:
+def _exact_in_strips(planes, wcs_in: WCS, wcs_out: WCS, shape_out, *,
+                     progress: bool = False) -> np.ndarray:
     """``reproject_exact`` of the valid mask and the blank-zeroed planes, strip by strip.
 
     Exact overlap averages add up over disjoint parts of the input: each strip gives
@@ -138,7 +144,8 @@ def _exact_in_strips(planes, wcs_in: WCS, wcs_out: WCS, shape_out) -> np.ndarray
     """
     total = np.zeros((1 + len(planes), *shape_out))
     covered = np.zeros(shape_out)
-    for y0 in range(0, planes.shape[-2], STRIP_ROWS):
+    for y0 in tqdm(range(0, planes.shape[-2], STRIP_ROWS), desc="regrid", unit="strip",
+                   disable=not progress, leave=False):
         strip = np.asarray(planes[:, y0:y0 + STRIP_ROWS], dtype=np.float64)
         valid = np.all(np.isfinite(strip), axis=0)
         with warnings.catch_warnings():
@@ -170,7 +177,7 @@ BLOCK_ROWS = 256
 
 
 def interpolate(planes: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[int, int],
-                *, dtype=np.float32) -> np.ndarray:
+                *, dtype=np.float32, progress: bool = False) -> np.ndarray:
     """Bilinear values of planes on one grid at the pixel centres of another.
 
     The way back from the model's grid to a finer input grid. The pixel mapping is
@@ -187,6 +194,10 @@ def interpolate(planes: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[
     wcs_in, wcs_out : WCS
         Celestial WCS of the planes' grid and of the output grid (any frames).
     shape_out : (ny, nx)
+    dtype : numpy dtype
+        Of the output.
+    progress : bool
+        Progress bar over the blocks of rows.
 
     Returns
     -------
@@ -197,7 +208,8 @@ def interpolate(planes: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[
     ny, nx = shape_out
     out = np.empty((len(planes), ny, nx), dtype=dtype)
     x = np.arange(nx, dtype=np.float64)
-    for y0 in range(0, ny, BLOCK_ROWS):
+    for y0 in tqdm(range(0, ny, BLOCK_ROWS), desc="map back", unit="block",
+                   disable=not progress, leave=False):
         rows = np.arange(y0, min(y0 + BLOCK_ROWS, ny), dtype=np.float64)
         xx, yy = np.meshgrid(x, rows)
         with warnings.catch_warnings():
