@@ -106,11 +106,8 @@ def resample(image: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[int,
     if scale_out >= scale_in:
         resampled = _exact_in_strips(planes, wcs_in, wcs_out, shape_out, progress=progress)
     else:
-        valid = np.all(np.isfinite(planes), axis=0)
-        stack = np.concatenate([valid[None].astype(np.float64), np.where(valid, planes, 0.0)])
-        resampled = interpolate(stack, wcs_in, wcs_out, shape_out, dtype=np.float64,
-                                progress=progress)
-        del stack
+        resampled = interpolate(_masked_stack(planes), wcs_in, wcs_out, shape_out,
+                                dtype=np.float64, progress=progress)
     # In place, plane by plane: no second copy of the (possibly large) output stack.
     np.nan_to_num(resampled, nan=0.0, copy=False)
     valid_fraction = np.clip(resampled[0], 0.0, 1.0)
@@ -120,6 +117,14 @@ def resample(image: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out: tuple[int,
         np.divide(plane, valid_fraction, out=plane, where=keep)
         plane[~keep] = np.nan
     return (out[0] if image.ndim == 2 else out), valid_fraction
+
+
+def _masked_stack(planes: np.ndarray) -> np.ndarray:
+    """(1 + k, ny, nx) float64: the valid-pixel mask (a pixel is valid when every plane is
+    finite there), then the planes with blanks set to 0; resampled alike and divided, they
+    give the blank-aware average (see :func:`resample`)."""
+    valid = np.all(np.isfinite(planes), axis=0)
+    return np.concatenate([valid[None].astype(np.float64), np.where(valid, planes, 0.0)])
 
 
 #: Input rows per strip of :func:`_exact_in_strips`: reproject_exact holds ~100 bytes per
@@ -147,17 +152,15 @@ def _exact_in_strips(planes, wcs_in: WCS, wcs_out: WCS, shape_out, *,
     for y0 in tqdm(range(0, planes.shape[-2], STRIP_ROWS), desc="regrid", unit="strip",
                    disable=not progress, leave=False):
         strip = np.asarray(planes[:, y0:y0 + STRIP_ROWS], dtype=np.float64)
-        valid = np.all(np.isfinite(strip), axis=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             wcs_strip = wcs_in.slice((slice(y0, y0 + STRIP_ROWS), slice(None)))
         # reproject_exact recomputes the pixel overlaps for every plane it is given, so
         # the valid mask is resampled only for strips that have blanks (its mean is 1
         # wherever a strip without blanks covers).
-        blanks = not valid.all()
+        blanks = not np.isfinite(strip).all()
         if blanks:
-            strip = np.concatenate([valid[None].astype(np.float64),
-                                    np.where(valid, strip, 0.0)])
+            strip = _masked_stack(strip)
         mean, footprint = reproject_exact((strip, wcs_strip), wcs_out, shape_out=shape_out)
         np.nan_to_num(mean, nan=0.0, copy=False)
         # The footprints of all planes are alike: they share one grid.

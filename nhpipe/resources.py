@@ -9,13 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
+from .grid import PATCH
 
 #: Peak bytes per pixel of the input grid and of the model grid during a run, and the
 #: base (Python, torch, a model). Measured as peak RSS with the unet: a 315^2 Hi-GAL map
 #: at 2 kpc on its 1352^2 model grid (``--output-grid model``: few input pixels) peaked at
 #: 0.81 GB, ~220 B per model pixel (the statistics stitched as patches arrive);
 #: ``benchmarks/endtoend.py`` (3" pixels at 400 pc, 20 input pixels per model pixel):
-#: 0.71 GB at 2290^2, 2.64 GB at 6000^2, 6.41 GB at 10000^2, the peak when the ten float32
+#: 0.71 GB at 2290^2, 2.51 GB at 6000^2, 5.99 GB at 10000^2, the peak when the ten float32
 #: planes are mapped back beside the float64 input (~60 B per input pixel). Rounded up;
 #: the sum overestimates (the two parts peak at different stages). Per sample pixel of a
 #: batch: the float32 samples, their sorted copy for the quantiles and the entropy
@@ -61,7 +62,7 @@ def check_memory(input_shape, model_shape, samples: int, *, name: str = "map",
     InputError
         With the estimate and what to do, when it exceeds 90 % of the available memory.
     """
-    per_patch = samples * 128 * 128 * BYTES_PER_SAMPLE_PX
+    per_patch = samples * PATCH * PATCH * BYTES_PER_SAMPLE_PX
     batch = int(max(1, min(MAX_BATCH, BATCH_BYTES // per_patch)))
     if device_type == "cpu":
         batch = min(batch, max(1, CPU_IMAGES_PER_CALL // samples))
