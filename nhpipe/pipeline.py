@@ -131,9 +131,9 @@ def run_map(source, *, distance, out=None, species=None, bunit=None, hdu=None, b
                     stride=stride, device=device, seed=seed, steps=steps,
                     precision=precision, progress=progress, command=command,
                     _before_work=before_work)
-    clock = time.monotonic()
+    stage = _StageClock()
     written = write_hdulist(out, hdul, overwrite=overwrite, inputs=inputs)
-    log.info("%-8s %7.2f s", "write", time.monotonic() - clock)
+    stage("write")
     return written
 
 
@@ -195,13 +195,7 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
     precision = resolve_precision(precision, torch_device)
 
     beam_arcsec = parse_angle_arcsec(beam) if beam is not None else None
-    clock = time.monotonic()
-
-    def stage(name):
-        nonlocal clock
-        now = time.monotonic()
-        log.info("%-8s %7.2f s", name, now - clock)
-        clock = now
+    stage = _StageClock()
 
     cmap = load_map(data, hdu=hdu, species=species, bunit=bunit)
     stage("load")
@@ -245,6 +239,19 @@ def estimate(data, *, distance, species=None, beam=None, model="unet", samples=1
         provenance["BEAMPX"] = (round(beam_px, 4), "[model px] beam FWHM on the model grid")
         provenance["BEAMSRC"] = (beam_source, "where the beam came from")
     return planes_hdulist(planes, wcs, provenance)
+
+
+class _StageClock:
+    """Logs the seconds since the previous stage (``nhpipe -v``; benchmarks/endtoend.py
+    reads these records)."""
+
+    def __init__(self):
+        self.clock = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        log.info("%-8s %7.2f s", name, now - self.clock)
+        self.clock = now
 
 
 def _check_options(samples, output_grid, stride) -> None:
