@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 from ..errors import InputError
-from ..inference import PRECISIONS
 from ..models import available
 from ..summarise import STATISTICS
 from ..tiling import DEFAULT_STRIDE
+from ._options import add_device, add_speed_options
 
 _RUN_EPILOG = f"""\
 output: one FITS file with the HDUs
@@ -59,9 +59,8 @@ def add_run(sub) -> None:
     run.add_argument("--stride", type=int, default=DEFAULT_STRIDE,
                      help=f"step between 128-px patches in model pixels (default: "
                      f"{DEFAULT_STRIDE}, at most 96)")
-    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                     help="where the model runs (default: auto = cuda if available)")
-    _add_speed_options(run)
+    add_device(run)
+    add_speed_options(run)
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -71,6 +70,7 @@ def add_run(sub) -> None:
                      help="also correct this core catalogue on the output (see nhpipe catalog)")
     _add_catalog_options(run, in_run=True)
     run.set_defaults(handler=_cmd_run)
+
 
 def add_catalog(sub) -> None:
     cat = sub.add_parser(
@@ -93,6 +93,7 @@ def add_catalog(sub) -> None:
     cat.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     _add_catalog_options(cat, in_run=False)
     cat.set_defaults(handler=_cmd_catalog)
+
 
 def add_batch(sub) -> None:
     batch = sub.add_parser(
@@ -120,10 +121,11 @@ def add_batch(sub) -> None:
                        help="retries of a field whose worker died (default 1)")
     batch.add_argument("--quicklook", action="store_true",
                        help="also write OUT.png beside each output: MEAN and STD on the sky")
-    batch.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    _add_speed_options(batch, per_worker=True)
+    add_device(batch)
+    add_speed_options(batch, per_worker=True)
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.set_defaults(handler=_cmd_batch)
+
 
 def _cmd_batch(args, command: str) -> int:
     from ..batch import REPORT, run_batch
@@ -139,19 +141,6 @@ def _cmd_batch(args, command: str) -> int:
     print(f"{len(report)} fields: {counts['done']} done, {counts['skipped']} skipped, "
           f"{counts['failed']} failed; report {args.out_dir}/{REPORT}")
     return 1 if counts["failed"] else 0
-
-
-def _add_speed_options(parser, *, per_worker: bool = False) -> None:
-    """--steps, --precision and --threads: how fast the networks run."""
-    parser.add_argument("--steps", type=int, default=None,
-                        help="ddpm only: sampler steps, i.e. network evaluations per sample "
-                        "(default: the model card's; 4 is about twice as fast)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="arithmetic of the network: auto = bfloat16 on CPUs with native "
-                        "bfloat16 (AVX512-BF16/AMX), float32 elsewhere (default: auto)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads of the network " + ("per worker (default: cores / "
-                        "workers)" if per_worker else "(default: all cores)"))
 
 
 def _add_catalog_options(parser, *, in_run: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import InputError
-from ..inference import PRECISIONS
+from ._options import add_device, add_speed_options
 
 
 def add_make_dataset(sub) -> None:
@@ -48,6 +48,7 @@ def add_make_dataset(sub) -> None:
     make.add_argument("--quiet", action="store_true", help="no progress bar")
     make.set_defaults(handler=_cmd_make_dataset)
 
+
 def add_describe_dataset(sub) -> None:
     describe = sub.add_parser(
         "describe-dataset", help="counts and ranges of data sets, and a PNG of them",
@@ -60,6 +61,7 @@ def add_describe_dataset(sub) -> None:
     describe.add_argument("data", nargs="+", help="HDF5 files from make-dataset")
     describe.add_argument("--png", help="PNG to write (default: DATA_describe.png here)")
     describe.set_defaults(handler=_cmd_describe_dataset)
+
 
 def add_train(sub) -> None:
     train = sub.add_parser(
@@ -77,7 +79,7 @@ def add_train(sub) -> None:
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    add_device(train)
     train.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     train.add_argument("--max-minutes", type=float, default=None,
                        help="stop and save after this wall-clock time")
@@ -88,6 +90,7 @@ def add_train(sub) -> None:
                        help="replace existing weights and card at --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_cmd_train)
+
 
 def add_calibrate(sub) -> None:
     calibrate = sub.add_parser(
@@ -104,8 +107,9 @@ def add_calibrate(sub) -> None:
     calibrate.add_argument("--regions", type=int, default=24,
                            help="val regions per data set (default 24)")
     calibrate.add_argument("--samples", type=int, default=32, help="samples per region")
-    calibrate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    add_device(calibrate)
     calibrate.set_defaults(handler=_cmd_calibrate)
+
 
 def add_evaluate(sub) -> None:
     evaluate = sub.add_parser(
@@ -132,17 +136,13 @@ def add_evaluate(sub) -> None:
     evaluate.add_argument("--max-regions", type=int, default=None,
                           help="evaluate only the first N regions of each data set")
     evaluate.add_argument("--no-mdr", action="store_true", help="leave out the MDR baseline")
-    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    evaluate.add_argument("--precision", choices=PRECISIONS, default="auto",
-                          help="arithmetic of the networks (default: auto, as nhpipe run)")
-    evaluate.add_argument("--steps", type=int, default=None,
-                          help="sampler steps of the ddpm (default: its card's)")
-    evaluate.add_argument("--threads", type=int, default=None,
-                          help="CPU threads (default: all cores)")
+    add_device(evaluate)
+    add_speed_options(evaluate)
     evaluate.add_argument("--out", default="evaluation", help="writes OUT.json and OUT.md")
     evaluate.add_argument("--write-card", action="store_true",
                           help="also store the metrics in each evaluated network's card")
     evaluate.set_defaults(handler=_cmd_evaluate)
+
 
 def _cmd_train(args, command: str) -> int:
     import json
