@@ -183,37 +183,40 @@ def _with_model_term(options: CorrectionOptions, nhpipe_file):
     """
     from dataclasses import replace
 
-    from astropy.io import fits
-
-    if options.model_offset_dex is not None and options.model_scatter_dex is not None:
+    fields = ("offset_dex", "scatter_dex")
+    given = {f: getattr(options, f"model_{f}") for f in fields}
+    if None not in given.values():
         return options, "given"
-    header = fits.getheader(nhpipe_file, 0)
-    name, made_by = header.get("MODEL"), header.get("MODELSHA")
-    term, source = None, f"none ({name} has no core_term in its card)"
-    try:
-        from ..cards import read_card
-        from ..models import models_dir
-
-        card = read_card(models_dir() / str(name))
-        if card.get("sha256") == made_by and made_by:
-            term = card.get("core_term")
-            if term is not None:
-                source = f"card of {name}: {term.get('fitted_on', '')}"
-        else:
-            source = f"none (the map's {name} weights are not the installed ones)"
-    except InputError:
-        source = f"none (no card of {name})"
+    term, source = _card_term(nhpipe_file)
     if term is None:
-        warnings.warn(f"no model-error term for the cores: {source[6:-1]}; the n_c intervals "
+        warnings.warn(f"no model-error term for the cores: {source}; the n_c intervals "
                       "hold the network's spread and the priors only (set `model_offset` "
                       "and `model_scatter` to give one)", NhpipeWarning, stacklevel=3)
-        term = {}
-    return replace(
-        options,
-        model_offset_dex=options.model_offset_dex if options.model_offset_dex is not None
-        else float(term.get("offset_dex", 0.0)),
-        model_scatter_dex=options.model_scatter_dex if options.model_scatter_dex is not None
-        else float(term.get("scatter_dex", 0.0))), source
+        term, source = {}, f"none ({source})"
+    return replace(options, **{f"model_{f}": float(term.get(f, 0.0)) if value is None
+                               else value for f, value in given.items()}), source
+
+
+def _card_term(nhpipe_file):
+    """The ``core_term`` of the card of the weights that made a map, and where it came
+    from; or None and why there is none."""
+    from astropy.io import fits
+
+    from ..cards import read_card
+    from ..models import models_dir
+
+    header = fits.getheader(nhpipe_file, 0)
+    name, made_by = header.get("MODEL"), header.get("MODELSHA")
+    try:
+        card = read_card(models_dir() / str(name))
+    except InputError:
+        return None, f"no card of {name}"
+    if not made_by or card.get("sha256") != made_by:
+        return None, f"the map's {name} weights are not the installed ones"
+    term = card.get("core_term")
+    if term is None:
+        return None, f"{name} has no core_term in its card"
+    return term, f"card of {name}: {term.get('fitted_on', '')}"
 
 
 def _solve_draws(stats, radius_pc, options: CorrectionOptions):
