@@ -82,9 +82,9 @@ def output_name(field: dict) -> str:
 
 def _up_to_date(out: Path, field: dict, model, samples: int, seed: int, steps,
                 precision: str) -> bool:
-    """Whether ``out`` was made from this input by this model with these options."""
+    """Whether ``out`` was made from this input by this model with these options
+    (``precision`` resolved: float32 or bfloat16)."""
     from ._write import sha256_file
-    from .inference import resolve_precision
     from .units import parse_distance
 
     if not out.is_file():
@@ -96,7 +96,7 @@ def _up_to_date(out: Path, field: dict, model, samples: int, seed: int, steps,
                 and header.get("NSAMPLES") == samples and header.get("SEED") == seed
                 and abs(header.get("DISTPC", -1) - parse_distance(field["distance"])) < 1e-6
                 and header.get("SPECIES") == str(field["species"]).upper()
-                and header.get("PRECISN") == resolve_precision(precision, _model_device(model))
+                and header.get("PRECISN") == precision
                 and (steps is None or header.get("NSTEPS") == steps))
         if field["beam"] is not None:
             same = same and header.get("BEAMSRC") == "--beam"
@@ -112,14 +112,6 @@ def _threads_per_worker(workers: int, scheduler) -> int | None:
     if scheduler is not None:
         return None
     return max(1, (os.cpu_count() or 1) // workers)
-
-
-def _model_device(model):
-    """The device of a loaded model's weights (CPU for parameter-free models)."""
-    import torch
-
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def _worker_model(name: str, device: str):
@@ -148,6 +140,8 @@ def run_field(field: dict, *, out_dir, model: str, samples: int, seed: int,
     """
     from ._write import write_hdulist
     from .api import prepare_catalog, write_corrected
+    from .inference import resolve_precision
+    from .models import resolve_device
     from .pipeline import estimate
     from .units import parse_distance
 
@@ -166,7 +160,8 @@ def run_field(field: dict, *, out_dir, model: str, samples: int, seed: int,
                                   ld=field["ld"], nd=field["nd"])
         estimator = _worker_model(model, device)
         hdul = None
-        if _up_to_date(out, field, estimator, samples, seed, steps, precision):
+        resolved = resolve_precision(precision, resolve_device(device))
+        if _up_to_date(out, field, estimator, samples, seed, steps, resolved):
             row["status"] = "skipped"
         else:
             hdul = estimate(field["path"], distance=field["distance"],
