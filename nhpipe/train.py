@@ -10,7 +10,7 @@ import datetime as _dt
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from . import __version__
 from .data import RegionDataset, load_meta, load_split
 from .errors import InputError
-from .models import NETWORKS, build_network, resolve_device
+from .cards import read_card
+from .models import NETWORKS, build_network, load_model, resolve_device
 from .models._common import Normaliser, save_network
 from ._write import sha256_file
 
@@ -57,7 +58,7 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
           lr: float = 2e-3, seed: int = 0, device: str = "auto", resume: bool = False,
           max_minutes: float | None = None, crop: int = 64, config: dict | None = None,
           checkpoint_minutes: float = 5.0, progress: bool = False,
-          overwrite: bool = False) -> dict:
+          overwrite: bool = False, init=None) -> dict:
     """Train a network and write ``OUT.safetensors``, ``OUT.json``, ``OUT.csv``, ``OUT.png``.
 
     Parameters
@@ -85,6 +86,12 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     overwrite : bool
         Replace existing weights or card at ``out`` (never done silently; ``resume``
         continues a run and replaces them at its end).
+    init : path, optional
+        Stem of a trained network of the same kind (e.g. ``models/unet``) to start from
+        instead of random weights: its config and normaliser are kept (the weights
+        predict in its units; the spread factor is reset to 1 for a new calibration),
+        so ``config`` must be None. The card records where the run started and the
+        training time of both.
 
     Returns
     -------
@@ -106,8 +113,14 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     val = _validation_split(data)
     if len(log_nh) == 0:
         raise InputError(f"{data}: the train and val splits must not be empty")
-    model = _initial_network(model_name, {"beam_range": _beam_range(data), **(config or {})},
-                             log_nh, log_nm, seed).to(torch_device)
+    if init is None:
+        model = _initial_network(model_name,
+                                 {"beam_range": _beam_range(data), **(config or {})},
+                                 log_nh, log_nm, seed)
+        started = None
+    else:
+        model, started = _trained_network(model_name, init, config)
+    model = model.to(torch_device)
     run = _Run(model_name, model, lr, generator,
                torch.Generator(device=torch_device).manual_seed(seed + 1))
     if resume:
@@ -158,6 +171,9 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
                 "data_recipe": _recipe(data), "seed": seed, "batch_size": batch_size,
                 "lr": lr, "crop_px": crop, "stopped_by_time_limit": stopped_early,
                 **run.record(steps_per_epoch, torch_device)}
+    if started is not None:
+        training["initialised_from"] = started
+        training["total_time_s"] = round(started["total_time_s"] + run.elapsed, 1)
     _write_curves(out, run.rows)
     return save_network(model.cpu(), out, {
         "name": model_name, "nhpipe_version": __version__, "config": model.card()["config"],
@@ -292,6 +308,26 @@ def _initial_network(model_name, config, log_nh, log_nm, seed):
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)
         return build_network(model_name, config, normaliser)
+
+
+def _trained_network(model_name, init, config):
+    """A trained network to continue from, and what its card says of how it was made."""
+    if config:
+        raise InputError("`init` keeps the config of the network it starts from: "
+                         "leave `config` out")
+    stem = Path(init)
+    card = read_card(stem)
+    if card["name"] != model_name:
+        raise InputError(f"`init`: {stem} is a {card['name']}, not a {model_name}")
+    model = load_model(model_name, path=stem)
+    # The spread was calibrated for the old weights: the new ones are calibrated afresh.
+    model.config = replace(model.config, spread=1.0)
+    previous = card.get("training", {})
+    started = {"stem": stem.name, "sha256": model.checksum,
+               "data": previous.get("data"), "data_sha256": previous.get("data_sha256"),
+               "steps": previous.get("steps"), "time_s": previous.get("time_s"),
+               "total_time_s": previous.get("total_time_s", previous.get("time_s", 0.0))}
+    return model, started
 
 
 def _validation_split(data):

@@ -261,3 +261,25 @@ def test_calibrate_card_is_what_load_model_applies(tiny_data, tmp_path):
                  str(tmp_path / "unet"), "--regions", "2", "--samples", "8",
                  "--device", "cpu"]) == 0
     assert read_card(tmp_path / "unet")["calibration"]["data"] == ["tiny.h5"]
+
+
+def test_train_from_a_trained_network(tiny_data, tmp_path):
+    from nhpipe.cards import update_card
+
+    first = tmp_path / "first"
+    made = train("unet", tiny_data, first, epochs=1, batch_size=4, seed=0, device="cpu",
+                 crop=32, config=TINY["unet"])
+    made = update_card(first, config={"spread": 2.5})
+    card = train("unet", tiny_data, tmp_path / "second", epochs=1, batch_size=4, seed=1,
+                 device="cpu", crop=32, init=first)
+    started = card["training"]["initialised_from"]
+    assert started["sha256"] == made["sha256"] and started["stem"] == "first"
+    # Same architecture and normaliser; the spread awaits a new calibration.
+    assert card["config"] == {**made["config"], "spread": 1.0}
+    assert card["normaliser"] == made["normaliser"]
+    assert card["training"]["total_time_s"] >= card["training"]["time_s"]
+    with pytest.raises(InputError, match="keeps the config"):
+        train("unet", tiny_data, tmp_path / "third", epochs=1, device="cpu", init=first,
+              config=TINY["unet"])
+    with pytest.raises(InputError, match="is a unet, not a cinn"):
+        train("cinn", tiny_data, tmp_path / "third", epochs=1, device="cpu", init=first)

@@ -86,6 +86,9 @@ def add_train(sub) -> None:
     train.add_argument("--crop", type=int, default=64, help="training crop side in px (default 64)")
     train.add_argument("--config", default=None,
                        help='architecture options as JSON, e.g. \'{"base": 16}\'')
+    train.add_argument("--init", default=None, metavar="STEM",
+                       help="start from a trained network of the same kind (e.g. "
+                       "models/unet) instead of random weights; keeps its config")
     train.add_argument("--overwrite", action="store_true",
                        help="replace existing weights and card at --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -157,7 +160,7 @@ def _cmd_train(args, command: str) -> int:
                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                  resume=args.resume, max_minutes=args.max_minutes, crop=args.crop,
                  config=config, progress=not args.quiet and sys.stderr.isatty(),
-                 overwrite=args.overwrite)
+                 overwrite=args.overwrite, init=args.init)
     if "parameters" in card:
         print(f"wrote {args.out}.safetensors ({card['parameters']:,} parameters), "
               f"{args.out}.json, .csv, .png")
