@@ -386,6 +386,22 @@ class TestModelErrorTerm:
             mean_density(np.asarray(cores["mass"]), np.asarray(cores["r_obs"]) * PC_CM))
 
 
+    @pytest.mark.parametrize("cloud", ["turbulent", "fractal"])
+    def test_mock_clouds_are_hgbs_maps_with_their_cores(self, cloud):
+        from nhpipe.sims.coremock import make_mock
+
+        hdu, cores = make_mock("sphere", seed=1, n_cores=5, size_deg=0.1, cloud=cloud)
+        assert hdu.header["BUNIT"] == "cm-2" and hdu.header["BMAJ"] * 3600 == \
+            pytest.approx(18.2)
+        assert np.all(np.isfinite(hdu.data)) and np.median(hdu.data) > 0
+        assert cores.meta["cloud"] == cloud and len(cores) == 5
+        other, _ = make_mock("sphere", seed=1, n_cores=5, size_deg=0.1,
+                             cloud="fractal" if cloud == "turbulent" else "turbulent")
+        assert not np.allclose(other.data, hdu.data)
+        with pytest.raises(ValueError, match="cloud one of"):
+            make_mock("sphere", cloud="mhd")
+
+
 class TestModelTermFromCard:
     """Without --model-offset/--model-scatter the term comes from the card of the model
     that made the map, and only when the map's MODELSHA is that card's weights."""

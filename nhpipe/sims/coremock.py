@@ -1,6 +1,6 @@
-"""Mock maps of dense cores with known densities, in two families of core profile.
+"""Mock maps of dense cores with known densities: two core profiles in two cloud families.
 
-A mock is a simulated cloud (:mod:`nhpipe.sims.cloud`) seen like an HGBS map (3" pixels,
+A mock is a simulated cloud seen like an HGBS map (3" pixels,
 18.2" beam, 2 % noise, N(H2) in cm-2), with cores added to its column density, and the
 catalogue of those cores in the HGBS column layout (:class:`nhpipe.cores.CatalogueColumns`)
 with their true mean density ``n_true_h`` (n_H inside the observed radius).
@@ -12,7 +12,15 @@ Two profile families, so that anything fitted on the cores of one is tested on t
 - ``sphere``: a uniform sphere of radius R_deconv (the two-component model's own picture
   of a core, seen through the beam).
 
-Both hold the catalogued mass inside R_obs (plummer) or in all (sphere), so the true mean
+and two families of cloud around them, so that a term fitted in one cloud is tested in
+another:
+
+- ``turbulent``: the turbulent cloud of the training generator (:mod:`nhpipe.sims.cloud`,
+  its own cores removed), 3.33 pc deep;
+- ``fractal``: a hierarchical clump cloud of the fractal validation family
+  (:mod:`nhpipe.sims.fractal`, Elmegreen 1997), as deep.
+
+Both profiles hold the catalogued mass inside R_obs (plummer) or in all (sphere), so the true mean
 density inside R_obs is known exactly. Cores come from a catalogue (positions, radii and
 masses of real cores, e.g. Konyves et al. 2020) or are drawn (:func:`draw_cores`) with
 HGBS-like radii and masses.
@@ -29,6 +37,7 @@ from .cores import mean_density, plummer_column, plummer_n0
 from .observe import ARCSEC_PER_RAD
 
 PROFILES = ("plummer", "sphere")
+CLOUDS = ("turbulent", "fractal")
 #: Observation of the mocks: HGBS high-resolution maps of a cloud at 400 pc.
 DISTANCE_PC, PIXEL_ARCSEC, BEAM_ARCSEC = 400.0, 3.0, 18.2
 
@@ -97,12 +106,14 @@ def true_density(cores: Table) -> np.ndarray:
 
 
 def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_cores: int = 300,
-              size_deg: float = 0.5, centre=(85.5, -1.0)):
+              size_deg: float = 0.5, centre=(85.5, -1.0), cloud: str = "turbulent"):
     """A mock HGBS-like N(H2) map with cores of one profile family, and its catalogue.
 
     Parameters
     ----------
     profile : {'plummer', 'sphere'}
+    cloud : {'turbulent', 'fractal'}
+        The cloud the cores sit in (module docstring).
     seed : int
         Seed of the cloud, the cores (when drawn) and the noise.
     cores : Table, optional
@@ -119,18 +130,16 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
         The cores inside the map, in the HGBS layout, with ``n_h2_ave_obs`` (the true
         density as n(H2), 1e4 cm-3, as HGBS gives it) and ``n_true_h`` (cm-3).
     """
-    from .cloud import draw_params, make_cube
     from .observe import herschel_like_hdu, tan_wcs, upsample
     from .project import project
 
-    rng = np.random.default_rng([seed, PROFILES.index(profile)])
+    if profile not in PROFILES or cloud not in CLOUDS:
+        raise ValueError(f"profile must be one of {PROFILES} and cloud one of {CLOUDS}")
+    rng = np.random.default_rng([seed, PROFILES.index(profile), CLOUDS.index(cloud)])
     if cores is None:
         cores = draw_cores(n_cores, rng, centre=centre, size_deg=size_deg)
-    params = draw_params(rng)
-    params.cores = []  # the generator's own cores would have no catalogue entry
     cells = int(round(np.radians(size_deg) * DISTANCE_PC / PIXEL_PC))
-    nh, _ = project(make_cube(params, rng, shape=(128, cells, cells)), axis=0,
-                    cell_pc=PIXEL_PC)
+    nh, _ = project(_cloud_cube(cloud, rng, cells), axis=0, cell_pc=PIXEL_PC)
     nh = upsample(nh, cell_pc=PIXEL_PC, pixel_pc=PIXEL_ARCSEC / ARCSEC_PER_RAD * DISTANCE_PC)
     wcs = tan_wcs(nh.shape, pixel_arcsec=PIXEL_ARCSEC, centre=centre)
     inside = add_cores(nh, wcs, cores, profile)
@@ -141,6 +150,24 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
     catalogue["n_true_h"].unit = "cm-3"
     catalogue["n_h2_ave_obs"] = catalogue["n_true_h"] / 2 / 1e4
     catalogue["n_h2_ave_obs"].unit = "1e4 cm-3"
-    catalogue.meta.update({"mock": f"{profile} cores, seed {seed}",
-                           "profile": profile, "seed": seed})
+    catalogue.meta.update({"mock": f"{profile} cores in a {cloud} cloud, seed {seed}",
+                           "profile": profile, "cloud": cloud, "seed": seed})
     return hdu, catalogue
+
+
+def _cloud_cube(cloud: str, rng: np.random.Generator, cells: int) -> np.ndarray:
+    """n_H (cm-3) of a 3.33 pc deep cloud ``cells`` wide, without cores of its own (they
+    would have no catalogue entry)."""
+    depth = 128
+    if cloud == "fractal":
+        from .fractal import FractalRanges, fractal_cube
+
+        depth_pc = depth * PIXEL_PC
+        cube, _ = fractal_cube(rng, FractalRanges(los_depth_pc=(depth_pc, depth_pc)),
+                               width=cells)
+        return cube
+    from .cloud import draw_params, make_cube
+
+    params = draw_params(rng)
+    params.cores = []
+    return make_cube(params, rng, shape=(depth, cells, cells))
