@@ -431,7 +431,8 @@ class TestModelTermFromCard:
         options = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0)
         result, _ = correct_catalog(cores, path, options)
         assert result.meta["model_offset_dex"] == term["offset_dex"]
-        assert result.meta["model_term"].startswith("card of unet: plummer mock cores")
+        assert result.meta["model_term"] == f"card of unet: {term['fitted_on']}"
+        assert "mock cores" in term["fitted_on"]
         from dataclasses import replace
 
         off, _ = correct_catalog(cores, path, replace(options, model_offset_dex=0.0,
@@ -449,5 +450,10 @@ class TestModelTermFromCard:
         cores = _cores([85.5], [-1.0])
         with pytest.warns(UserWarning, match="not the installed ones"):
             result, _ = correct_catalog(cores, path,
+                                        CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
+        assert result.meta["model_offset_dex"] == 0.0
+        baseline = self._map(tmp_path, "powerlaw")
+        with pytest.warns(UserWarning, match="powerlaw is an analytic baseline"):
+            result, _ = correct_catalog(cores, baseline,
                                         CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
         assert result.meta["model_offset_dex"] == 0.0

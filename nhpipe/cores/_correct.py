@@ -211,6 +211,8 @@ def _card_term(nhpipe_file):
         card = read_card(models_dir() / str(name))
     except InputError:
         return None, f"no card of {name}"
+    if "sha256" not in card:  # analytic baselines have no weights and no mock-fitted term
+        return None, f"{name} is an analytic baseline, with no core_term"
     if not made_by or card.get("sha256") != made_by:
         return None, f"the map's {name} weights are not the installed ones"
     term = card.get("core_term")
