@@ -25,10 +25,9 @@ from astropy.table import Table
 
 from nhpipe.cores import CatalogueColumns, core_coordinates, read_catalog
 from nhpipe.sims.cloud import CELL_PC, draw_params, make_cube
-from nhpipe.sims.cores import mean_density, plummer_column, plummer_n0
+from nhpipe.sims.coremock import DISTANCE_PC, PIXEL_ARCSEC, add_cores, true_density
 from nhpipe.sims.observe import ARCSEC_PER_RAD, herschel_like_hdu, tan_wcs, upsample
 from nhpipe.sims.project import project
-from nhpipe.units import PC_CM
 
 HERE = Path(__file__).resolve().parent
 CATALOGUE = HERE.parent.parent / "shared" / "data" / "hgbs_orionB_core_catalog" / \
@@ -61,7 +60,8 @@ def main():
         score(args.score)
         return
 
-    distance, pixel_arcsec = 400.0, 3.0
+    # The mock's observation is coremock's (add_cores places cores on that grid).
+    distance, pixel_arcsec = DISTANCE_PC, PIXEL_ARCSEC
     table = read_catalog(args.catalog)
     coords = core_coordinates(table, CatalogueColumns())
     centre = densest_field(coords, args.size_deg)
@@ -78,20 +78,9 @@ def main():
     nh = upsample(nh, cell_pc=CELL_PC, pixel_pc=pixel_pc)
     wcs = tan_wcs(nh.shape, pixel_arcsec=pixel_arcsec, centre=centre)
 
-    x, y = wcs.world_to_pixel(coords)
-    r_obs = np.asarray(table["r_obs"], float)
-    inside = (x > 0) & (y > 0) & (x < nh.shape[1] - 1) & (y < nh.shape[0] - 1)
-    yy, xx = np.mgrid[: nh.shape[0], : nh.shape[1]]
-    for i in np.flatnonzero(inside):
-        a = 0.5 * float(table["r_deconv"][i]) * PC_CM
-        r = r_obs[i] * PC_CM
-        r_out = 2.0 * r
-        n0 = plummer_n0(float(table["mass"][i]), r, a)
-        reach = int(np.ceil(r_out / PC_CM / pixel_pc)) + 1
-        cy, cx = int(round(y[i])), int(round(x[i]))
-        box = (slice(max(cy - reach, 0), cy + reach + 1), slice(max(cx - reach, 0), cx + reach + 1))
-        b = np.hypot(xx[box] - x[i], yy[box] - y[i]) * pixel_pc * PC_CM
-        nh[box] += plummer_column(b, n0=n0, a_cm=a, r_out_cm=r_out)
+    placed = Table({"ra": coords.ra.deg, "dec": coords.dec.deg, "r_obs": table["r_obs"],
+                    "r_deconv": table["r_deconv"], "mass": table["mass"]})
+    inside = add_cores(nh, wcs, placed, "plummer")
 
     hdu = herschel_like_hdu(nh, distance_pc=distance, pixel_arcsec=pixel_arcsec, centre=centre,
                             rng=rng)
@@ -99,8 +88,7 @@ def main():
     hdu.writeto(args.out, overwrite=True)
 
     cores = table[inside]
-    cores["n_true_h"] = mean_density(np.asarray(cores["mass"], float),
-                                     np.asarray(cores["r_obs"], float) * PC_CM)
+    cores["n_true_h"] = true_density(cores)
     cores["n_true_h"].unit = "cm-3"
     cores["n_true_h"].description = "true mean n_H inside r_obs (equals 2 x n_h2_ave_obs)"
     cores.meta["mock"] = f"Orion B mock, field centre {centre}, seed {args.seed}"

@@ -386,6 +386,20 @@ class TestModelErrorTerm:
             mean_density(np.asarray(cores["mass"]), np.asarray(cores["r_obs"]) * PC_CM))
 
 
+    @pytest.mark.parametrize("profile", ["plummer", "sphere"])
+    def test_mock_core_at_the_map_edge(self, profile):
+        """A core whose profile runs off the map's far corner adds what falls inside."""
+        from nhpipe.sims.coremock import add_cores, draw_cores
+        from nhpipe.sims.observe import tan_wcs
+
+        wcs = tan_wcs((100, 100), pixel_arcsec=3.0)
+        cores = draw_cores(1, np.random.default_rng(0))
+        corner = wcs.pixel_to_world(98.0, 98.0)
+        cores["ra"], cores["dec"] = [corner.ra.deg], [corner.dec.deg]
+        nh = np.zeros((100, 100))
+        assert add_cores(nh, wcs, cores, profile).all()
+        assert nh[98, 98] == nh.max() > 0 and nh[0, 0] == 0
+
     @pytest.mark.parametrize("cloud", ["turbulent", "fractal"])
     def test_mock_clouds_are_hgbs_maps_with_their_cores(self, cloud):
         from nhpipe.sims.coremock import make_mock

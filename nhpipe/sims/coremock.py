@@ -85,8 +85,9 @@ def add_cores(nh: np.ndarray, wcs, cores: Table, profile: str) -> np.ndarray:
         r_out = 2.0 * r_obs if profile == "plummer" else r_dec
         reach = int(np.ceil(r_out / PC_CM / pixel_pc)) + 1
         cy, cx = int(round(y[i])), int(round(x[i]))
-        box = (slice(max(cy - reach, 0), cy + reach + 1),
-               slice(max(cx - reach, 0), cx + reach + 1))
+        # Clipped at both edges: mgrid would not clip a stop beyond the map as indexing does.
+        box = (slice(max(cy - reach, 0), min(cy + reach + 1, nh.shape[0])),
+               slice(max(cx - reach, 0), min(cx + reach + 1, nh.shape[1])))
         yy, xx = np.mgrid[box]
         b = np.hypot(xx - x[i], yy - y[i]) * pixel_pc * PC_CM
         if profile == "plummer":
