@@ -157,7 +157,7 @@ def make_cube(params: CloudParams, rng: np.random.Generator, *, shape=(128, 128,
         Cell size in pc.
     k_floor : float
         Passed to :func:`gaussian_field` for the envelope (see there); 0 in the first
-        generator, ``1 / ny`` in deep boxes (generators v2 and v3).
+        generator, ``1 / ny`` in deep boxes (generator v2).
     tail : dict, optional
         ``{"slope": alpha, "start": t}``: give the turbulent density a power-law
         high-density tail (self-gravity, :func:`nhpipe.sims.gravity.with_tail`).

@@ -60,7 +60,7 @@ REGION_PC = REGION * CELL_PC
 
 @dataclass(frozen=True)
 class SkyRanges:
-    """Ranges of generator v3 (log-uniform where marked *log*); see the module docstring
+    """Ranges of generator v2 (log-uniform where marked *log*); see the module docstring
     for the physics and references of each.
 
     cloud : the turbulent cloud's own ranges (the first generator's, unchanged).
@@ -145,7 +145,7 @@ def sheet_component(rng: np.random.Generator, ranges: SkyRanges, *, width: int =
 
 def simulate_sightline(rng: np.random.Generator, ranges: SkyRanges = SkyRanges(), *,
                        width: int = REGION) -> dict:
-    """The true column of one line of sight of generator v3, with what is recorded about it.
+    """The true column of one line of sight of generator v2, with what is recorded about it.
 
     Parameters
     ----------
