@@ -1,4 +1,4 @@
-"""Generator v3 (deep, layered lines of sight, any beam) and the validation families."""
+"""Generator v2 (deep, layered lines of sight, any beam) and the validation families."""
 
 import json
 import re
@@ -60,38 +60,6 @@ class TestLayeredProjection:
         assert [c["kind"] for c in comps] == ["cloud", "sheet", "cloud"]
         assert region["meta"]["los_depth_pc"] == pytest.approx(sum(c["depth_pc"] for c in comps))
         assert np.all(region["n_m"] > 0) and np.all(np.isfinite(region["nh"]))
-
-
-class TestOuterScale:
-    def test_outer_scale_bounds_the_structures(self):
-        from nhpipe.sims.cloud import gaussian_field
-
-        def correlation(field, lag):
-            return float(np.mean(field * np.roll(field, lag, axis=2)))
-
-        pure = gaussian_field((64, 64, 64), 3.6, np.random.default_rng(0))
-        bounded = gaussian_field((64, 64, 64), 3.6, np.random.default_rng(0), k_floor=1 / 8)
-        # A pure power law is dominated by the box's longest modes; flattened below
-        # 1/8 cycle per cell, nothing is correlated beyond one 8-cell wavelength.
-        assert correlation(pure, 16) > 0.1
-        assert abs(correlation(bounded, 8)) < 0.03 and abs(correlation(bounded, 16)) < 0.03
-        assert correlation(bounded, 1) > 0.5
-
-    @pytest.mark.parametrize("fraction", [0.0, 1.0])
-    def test_isotropic_clouds_record_their_outer_scale(self, fraction):
-        ranges = SkyRanges(component_weights=(1.0, 0.0, 0.0), los_depth_pc=(1.0, 30.0),
-                           isotropic_fraction=fraction)
-        for seed in range(3):
-            cloud = simulate_sightline(np.random.default_rng(seed), ranges,
-                                       width=24)["params"]["components"][0]
-            if fraction == 0.0:
-                assert cloud["outer_scale_pc"] is None
-            else:
-                # Within a factor 2 of the depth, or capped at the region's width.
-                width_pc, outer = 24 * CELL_PC, cloud["outer_scale_pc"]
-                assert outer == pytest.approx(width_pc) or (
-                    outer < width_pc and 0.5 <= outer / cloud["depth_pc"] <= 2.0)
-            assert 1.0 <= cloud["mach"] <= 15.0
 
 
 class TestObservation:

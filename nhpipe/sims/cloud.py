@@ -142,8 +142,7 @@ def gaussian_field(shape, slope: float, rng: np.random.Generator, *, spacing=Non
 
 
 def make_cube(params: CloudParams, rng: np.random.Generator, *, shape=(128, 128, 128),
-              cell_pc: float = CELL_PC, k_floor: float = 0.0, tail=None,
-              outer_cells: float | None = None) -> np.ndarray:
+              cell_pc: float = CELL_PC, k_floor: float = 0.0, tail=None) -> np.ndarray:
     """Build the density cube of one cloud.
 
     Parameters
@@ -168,15 +167,14 @@ def make_cube(params: CloudParams, rng: np.random.Generator, *, shape=(128, 128,
         n_H in cm-3.
     """
     shape = tuple(int(n) for n in shape)
-    turb_floor = 0.0 if outer_cells is None else 1.0 / outer_cells
-    turb = gaussian_field(shape, params.density_slope, rng, k_floor=turb_floor)
+    turb = gaussian_field(shape, params.density_slope, rng)
     sigma = params.sigma_ln
     if tail:
         lognormal = with_tail(turb, sigma, slope=tail["slope"], start=tail["start"])
     else:
         lognormal = np.exp(sigma * turb - 0.5 * sigma**2)
 
-    smooth = gaussian_field(shape, 6.0, rng, k_floor=max(k_floor, turb_floor))
+    smooth = gaussian_field(shape, 6.0, rng, k_floor=k_floor)
     threshold = np.quantile(smooth[::4, ::4, ::4], 1.0 - params.fill)
     envelope = 1.0 / (1.0 + np.exp(-(smooth - threshold) / 0.15))
 

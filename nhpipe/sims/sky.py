@@ -1,4 +1,4 @@
-"""Generator v3: lines of sight as deep and as layered as the sky's, seen by any survey.
+"""Generator v2: lines of sight as deep and as layered as the sky's, seen by any survey.
 
 The first generator (:mod:`nhpipe.sims.cloud` alone) made 128^3 cubes: every line of
 sight was 3.33 pc deep, held one cloud and was seen through one beam. Networks trained on
@@ -20,17 +20,6 @@ Here one line of sight is made of:
   (cold/warm neutral medium, 2-50 cm-3, transonic, 2-30 pc deep; Heiles & Troland 2003,
   ApJ 586, 1067) and/or a second cloud drawn like the first at its own depth. Components
   do not overlap in space, so they add exactly (:func:`nhpipe.sims.project.combine`);
-- generator v3: in half of the clouds the structures are no wider than the cloud is deep
-  (the turbulence's and the envelope's spectra flatten at wavelengths longer than an outer
-  scale drawn within a factor of 2 of the depth and capped at the region's width, so
-  clumps are a quarter of the depth to the depth across): a thin cloud is then also small
-  on the sky, as a clump roughly as deep as wide is (the isotropy that MDR, Zhao et al.
-  2025, and the width method assume), while the other half keeps v2's wide sheets, so that
-  neither relation between depth and morphology is taught as a rule; and the clouds' Mach
-  numbers start at 1 (transonic gas, e.g. in the Polaris flare; Miville-Deschenes et al.
-  2010) so that low contrast is not a sign of depth alone. v2 had only the wide sheets,
-  and its networks, seeing a dense shallow clump of another family, took it for a deep
-  diffuse one (README, accuracy table of 0.2);
 - the observation is added by the caller, the same for every family
   (:class:`nhpipe.sims.observe.ObservationRanges`).
 
@@ -74,12 +63,9 @@ class SkyRanges:
     sheet_density : cm-3, mean density of the diffuse foreground sheet, log.
     sheet_depth_pc : its depth in pc, log.
     sheet_mach : its sonic Mach number (transonic cold neutral medium).
-    isotropic_fraction : fraction of clouds whose structures are as wide as they are deep.
-    outer_scale_dex : in those, log10 of the outer scale over the depth (uniform), the
-        scale capped at the region's width.
     """
 
-    cloud: CloudRanges = CloudRanges(mach=(1.0, 15.0))
+    cloud: CloudRanges = CloudRanges()
     los_depth_pc: tuple = (1.0, 30.0)
     larson_index: float = 1.0
     self_gravity_fraction: float = 0.5
@@ -89,8 +75,6 @@ class SkyRanges:
     sheet_density: tuple = (2.0, 50.0)
     sheet_depth_pc: tuple = (2.0, 30.0)
     sheet_mach: tuple = (0.5, 2.0)
-    isotropic_fraction: float = 0.5
-    outer_scale_dex: tuple = (-0.3, 0.3)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,15 +96,10 @@ def cloud_component(rng: np.random.Generator, ranges: SkyRanges, *, width: int =
     if rng.random() < ranges.self_gravity_fraction:
         tail = {"slope": float(rng.uniform(*ranges.tail_slope)),
                 "start": float(rng.uniform(*ranges.tail_start))}
-    outer = None
-    if rng.random() < ranges.isotropic_fraction:
-        outer = min(float(width), nz * 10 ** rng.uniform(*ranges.outer_scale_dex))
-    cube = make_cube(params, rng, shape=(nz, width, width), k_floor=1.0 / width, tail=tail,
-                     outer_cells=outer)
+    cube = make_cube(params, rng, shape=(nz, width, width), k_floor=1.0 / width, tail=tail)
     columns = project(cube, axis=0, cell_pc=CELL_PC)
-    outer_pc = None if outer is None else outer * CELL_PC
     return columns, {"kind": "cloud", "depth_pc": depth_pc, "self_gravity": tail,
-                     "outer_scale_pc": outer_pc, **params.to_dict()}
+                     **params.to_dict()}
 
 
 def sheet_component(rng: np.random.Generator, ranges: SkyRanges, *, width: int = REGION):
