@@ -99,7 +99,7 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     """
     out = Path(out)
     _check_options(model_name, out, epochs=epochs, batch_size=batch_size, lr=lr,
-                   overwrite=overwrite, resume=resume)
+                   overwrite=overwrite, resume=resume, init=init, config=config)
     if model_name == "powerlaw":
         return fit_powerlaw_card(data, out)
     torch_device = resolve_device(device)
@@ -119,7 +119,7 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
                                  log_nh, log_nm, seed)
         started = None
     else:
-        model, started = _trained_network(model_name, init, config)
+        model, started = _trained_network(model_name, init)
     model = model.to(torch_device)
     run = _Run(model_name, model, lr, generator,
                torch.Generator(device=torch_device).manual_seed(seed + 1))
@@ -180,7 +180,8 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
         "normaliser": model.card()["normaliser"], "training": training, "metrics": {}})
 
 
-def _check_options(model_name, out: Path, *, epochs, batch_size, lr, overwrite, resume):
+def _check_options(model_name, out: Path, *, epochs, batch_size, lr, overwrite, resume,
+                   init=None, config=None):
     """Refuse bad training options and an unasked replacement of weights, before any work."""
     existing = [p for p in (out.with_suffix(".safetensors"), out.with_suffix(".json"))
                 if p.exists()]
@@ -195,6 +196,9 @@ def _check_options(model_name, out: Path, *, epochs, batch_size, lr, overwrite, 
             raise InputError(f"`{name}` must be at least 1, got {value!r}")
     if not lr > 0:
         raise InputError(f"`lr` must be positive, got {lr!r}")
+    if init is not None and config:
+        raise InputError("`init` keeps the config of the network it starts from: "
+                         "leave `config` out")
     if not out.parent.is_dir():
         raise InputError(f"output directory {out.parent} does not exist: create it first")
 
@@ -310,11 +314,8 @@ def _initial_network(model_name, config, log_nh, log_nm, seed):
         return build_network(model_name, config, normaliser)
 
 
-def _trained_network(model_name, init, config):
+def _trained_network(model_name, init):
     """A trained network to continue from, and what its card says of how it was made."""
-    if config:
-        raise InputError("`init` keeps the config of the network it starts from: "
-                         "leave `config` out")
     stem = Path(init)
     card = read_card(stem)
     if card["name"] != model_name:
