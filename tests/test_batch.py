@@ -117,13 +117,17 @@ def test_worker_killed_mid_field_is_retried(run_cli, write_map, tmp_path):
     preload = tmp_path / "kill_once.py"
     preload.write_text(_KILL_ONCE.format(marker=str(marker)))
     manifest = _manifest(tmp_path, write_map, broken=False)
+
+    def batch_with_a_death(out_dir, retries):
+        out_dir.mkdir()
+        # The nanny hands this configuration to the worker processes it starts.
+        with dask.config.set({"distributed.worker.preload": [str(preload)]}):
+            return run_cli("batch", manifest, "--out-dir", out_dir, "--workers", "2",
+                           "--model", "powerlaw", "--samples", "2", "--quiet",
+                           "--retries", str(retries))
+
     out_dir = tmp_path / "results"
-    out_dir.mkdir()
-    # The nanny hands this configuration to the worker processes it starts.
-    with dask.config.set({"distributed.worker.preload": [str(preload)]}):
-        status, out, err = run_cli("batch", manifest, "--out-dir", out_dir, "--workers", "2",
-                                   "--model", "powerlaw", "--samples", "2", "--quiet",
-                                   "--retries", "1")
+    status, out, err = batch_with_a_death(out_dir, retries=1)
     assert marker.exists(), "no worker was killed: the test did not test anything"
     assert status == 0, (out, err)
     report = Table.read(out_dir / "batch_report.ecsv")
@@ -133,11 +137,7 @@ def test_worker_killed_mid_field_is_retried(run_cli, write_map, tmp_path):
     # Without retries the field whose worker died is reported failed; the other is done.
     marker.unlink()
     out_dir = tmp_path / "no_retry"
-    out_dir.mkdir()
-    with dask.config.set({"distributed.worker.preload": [str(preload)]}):
-        status, _, _ = run_cli("batch", manifest, "--out-dir", out_dir, "--workers", "2",
-                               "--model", "powerlaw", "--samples", "2", "--quiet",
-                               "--retries", "0")
+    status, _, _ = batch_with_a_death(out_dir, retries=0)
     report = Table.read(out_dir / "batch_report.ecsv")
     assert status == 1 and sorted(report["status"]) == ["done", "failed"]
     assert "KilledWorker" in " ".join(str(e) for e in report["error"])
