@@ -1,11 +1,11 @@
 """Mock maps of dense cores with known densities: two core profiles in two cloud families.
 
-A mock is a simulated cloud seen like an HGBS map (3" pixels,
-18.2" beam, 2 % noise, N(H2) in cm-2), with cores added to its column density, and the
+A mock is a simulated cloud seen like an HGBS map (3" pixels, 18.2" beam, 2 % noise,
+N(H2) in cm-2), with cores added to its column density, and the
 catalogue of those cores in the HGBS column layout (:class:`nhpipe.cores.CatalogueColumns`)
 with their true mean density ``n_true_h`` (n_H inside the observed radius).
 
-Two profile families, so that anything fitted on the cores of one is tested on the other:
+Two profile families (a catalogue does not say which one a core has):
 
 - ``plummer``: n_0 / (1 + (r / a)^2) with a flat radius a = R_deconv / 2, truncated at
   2 R_obs (:mod:`nhpipe.sims.cores`; Whitworth & Ward-Thompson 2001);
@@ -20,8 +20,8 @@ another:
 - ``fractal``: a hierarchical clump cloud of the fractal validation family
   (:mod:`nhpipe.sims.fractal`, Elmegreen 1997), as deep.
 
-Both profiles hold the catalogued mass inside R_obs (plummer) or in all (sphere), so the true mean
-density inside R_obs is known exactly. Cores come from a catalogue (positions, radii and
+Both profiles hold the catalogued mass inside R_obs (plummer) or in all (sphere), so the
+true mean density inside R_obs is known exactly. Cores come from a catalogue (positions, radii and
 masses of real cores, e.g. Konyves et al. 2020) or are drawn (:func:`draw_cores`) with
 HGBS-like radii and masses.
 """
