@@ -119,7 +119,7 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
                                  log_nh, log_nm, seed)
         started = None
     else:
-        model, started = _trained_network(model_name, init)
+        model, started = _trained_network(model_name, init, data)
     model = model.to(torch_device)
     run = _Run(model_name, model, lr, generator,
                torch.Generator(device=torch_device).manual_seed(seed + 1))
@@ -196,6 +196,9 @@ def _check_options(model_name, out: Path, *, epochs, batch_size, lr, overwrite, 
             raise InputError(f"`{name}` must be at least 1, got {value!r}")
     if not lr > 0:
         raise InputError(f"`lr` must be positive, got {lr!r}")
+    if init is not None and model_name == "powerlaw":
+        raise InputError("`init`: the power law is fitted in closed form, not trained from "
+                         "weights: leave `init` out")
     if init is not None and config:
         raise InputError("`init` keeps the config of the network it starts from: "
                          "leave `config` out")
@@ -314,13 +317,23 @@ def _initial_network(model_name, config, log_nh, log_nm, seed):
         return build_network(model_name, config, normaliser)
 
 
-def _trained_network(model_name, init):
-    """A trained network to continue from, and what its card says of how it was made."""
+def _trained_network(model_name, init, data):
+    """A trained network to continue from, and what its card says of how it was made.
+
+    Refused when ``data`` holds beams outside the network's beam range: the run would teach
+    it beams that ``nhpipe run`` then refuses (the range is part of the kept config).
+    """
     stem = Path(init)
     card = read_card(stem)
     if card["name"] != model_name:
         raise InputError(f"`init`: {stem} is a {card['name']}, not a {model_name}")
     model = load_model(model_name, path=stem)
+    have, need = model.beam_range, _beam_range(data)
+    if bool(have) != bool(need) or (have and not have[0] <= need[0] <= need[1] <= have[1]):
+        def say(r):
+            return f"beams of {r[0]:.3g}-{r[1]:.3g} px" if r else "a single beam"
+        raise InputError(f"`init`: {stem} was trained on {say(have)}, {data} holds "
+                         f"{say(need)}: train from scratch for other beams")
     # The spread was calibrated for the old weights: the new ones are calibrated afresh.
     model.config = replace(model.config, spread=1.0)
     previous = card.get("training", {})

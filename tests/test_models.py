@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -283,3 +284,14 @@ def test_train_from_a_trained_network(tiny_data, tmp_path):
               config=TINY["unet"])
     with pytest.raises(InputError, match="is a unet, not a cinn"):
         train("cinn", tiny_data, tmp_path / "third", epochs=1, device="cpu", init=first)
+    with pytest.raises(InputError, match="fitted in closed form"):
+        train("powerlaw", tiny_data, tmp_path / "third", init=first)
+    # The same regions, said to be seen through 1-3 px beams the single-beam network never saw.
+    import h5py
+
+    beams = tmp_path / "beams.h5"
+    shutil.copy(tiny_data, beams)
+    with h5py.File(beams, "r+") as h5:
+        h5.attrs["recipe"] = json.dumps({"observation": {"beam_px": [1.0, 3.0]}})
+    with pytest.raises(InputError, match="trained on a single beam, .* holds beams of 1-3 px"):
+        train("unet", beams, tmp_path / "third", epochs=1, device="cpu", init=first)
