@@ -339,6 +339,7 @@ def _trained_network(model_name, init, data):
     previous = card.get("training", {})
     started = {"stem": stem.name, "sha256": model.checksum,
                "data": previous.get("data"), "data_sha256": previous.get("data_sha256"),
+               "data_recipe": previous.get("data_recipe"),
                "steps": previous.get("steps"), "time_s": previous.get("time_s"),
                "total_time_s": previous.get("total_time_s", previous.get("time_s", 0.0))}
     return model, started

@@ -275,6 +275,7 @@ def test_train_from_a_trained_network(tiny_data, tmp_path):
                  device="cpu", crop=32, init=first)
     started = card["training"]["initialised_from"]
     assert started["sha256"] == made["sha256"] and started["stem"] == "first"
+    assert started["data_recipe"] == made["training"]["data_recipe"]
     # Same architecture and normaliser; the spread awaits a new calibration.
     assert card["config"] == {**made["config"], "spread": 1.0}
     assert card["normaliser"] == made["normaliser"]
