@@ -1,4 +1,4 @@
-"""Generator v2 (deep, layered lines of sight, any beam) and the validation families."""
+"""Generator v4 (deep, layered lines of sight, any beam) and the validation families."""
 
 import json
 import re
@@ -14,7 +14,7 @@ from nhpipe.sims.fractal import fractal_cube
 from nhpipe.sims.gravity import tail_quantiles, with_tail
 from nhpipe.sims.observe import observe_pixels
 from nhpipe.sims.project import combine, project
-from nhpipe.sims.sky import SkyRanges, simulate_sightline
+from nhpipe.sims.sky import SkyRanges, cloud_component, simulate_sightline
 from nhpipe.units import PC_CM
 
 from .conftest import SHARED
@@ -51,7 +51,7 @@ class TestLayeredProjection:
             np.testing.assert_allclose(part, whole, rtol=1e-12)
 
     def test_sightline_is_sum_of_its_components(self):
-        # A full v2 line of sight with 3 components, small width for speed.
+        # A full line of sight with 3 components, small width for speed.
         ranges = SkyRanges(component_weights=(0.0, 0.0, 1.0), los_depth_pc=(1.0, 2.0),
                            sheet_depth_pc=(2.0, 4.0))
         region = simulate_sightline(np.random.default_rng(5), ranges, width=24)
@@ -60,6 +60,16 @@ class TestLayeredProjection:
         assert [c["kind"] for c in comps] == ["cloud", "sheet", "cloud"]
         assert region["meta"]["los_depth_pc"] == pytest.approx(sum(c["depth_pc"] for c in comps))
         assert np.all(region["n_m"] > 0) and np.all(np.isfinite(region["nh"]))
+
+    @pytest.mark.parametrize("fraction", [0.0, 1.0])
+    def test_smooth_clouds_take_the_smooth_ranges(self, fraction):
+        ranges = SkyRanges(smooth_fraction=fraction, los_depth_pc=(1.0, 2.0))
+        for seed in range(4):
+            _, params = cloud_component(np.random.default_rng(seed), ranges, width=16)
+            smooth = (ranges.smooth_mach[0] <= params["mach"] <= ranges.smooth_mach[1]
+                      and params["fill"] >= ranges.smooth_fill[0])
+            # The cloud range's Mach numbers start at 2 and its filling fractions end at 0.9.
+            assert smooth == (fraction == 1.0)
 
 
 class TestObservation:

@@ -14,8 +14,9 @@ def add_make_dataset(sub) -> None:
         help="simulate clouds and write (N_H, <n_H>_m) regions to HDF5",
         description="Simulate lines of sight and write 128x128 regions of observed log10 "
         "N_H (input) and exact log10 <n_H>_m (target) with their record (depth, components, "
-        "beam, noise, offset, family, generator parameters). Family 'clouds' (generator v2: "
-        "turbulent clouds 1-30 pc deep, self-gravity in half of them, 1-3 components along "
+        "beam, noise, offset, family, generator parameters). Family 'clouds' (generator v4: "
+        "turbulent clouds 1-30 pc deep, 40 % of them smooth (subsonic, filling), "
+        "self-gravity in half of them, 1-3 components along "
         "the line of sight) is what networks train on, split train/val/test 80/10/10 % by "
         "cube; the validation families 'fractal' (hierarchical clumps) and 'mhd' (a real "
         "MHD snapshot, --source) go whole into 'val'. Every family is observed alike: beam "

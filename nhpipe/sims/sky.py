@@ -1,4 +1,4 @@
-"""Generator v2: lines of sight as deep and as layered as the sky's, seen by any survey.
+"""Generator v4: lines of sight as deep and as layered as the sky's, seen by any survey.
 
 The first generator (:mod:`nhpipe.sims.cloud` alone) made 128^3 cubes: every line of
 sight was 3.33 pc deep, held one cloud and was seen through one beam. Networks trained on
@@ -13,6 +13,12 @@ Here one line of sight is made of:
   depth L_d = 10 pc). Its envelope density follows Larson's (1981, MNRAS 194, 809)
   density-size relation n ~ L^-1 from the first generator's range at 3.33 pc, so that a
   deep cloud is a diffuse one and column densities stay those of real clouds;
+- in 40 % of the clouds, smooth gas: a Mach number of 0.3-2 (subsonic to transonic, as in
+  the quiescent, coherent parts of clouds; Goodman et al. 1998, ApJ 504, 223) and an
+  envelope filling 90-100 % of the box. Without them a smooth map was always a deep,
+  diffuse one, and the networks read depth from contrast; maps of low contrast at every
+  depth (as in the ``mhd`` family) were then read too deep (the README's accuracy
+  section has the diagnostic and the measured effect);
 - in half of the clouds, self-gravity: the turbulent density PDF gets a power-law tail
   (:mod:`nhpipe.sims.gravity`; Kritsuk et al. 2011, Federrath & Klessen 2013);
 - in half of the lines of sight, 1 or 2 more unrelated components along the same line of
@@ -27,8 +33,12 @@ Time and memory per line of sight, measured on one core of the 2-core developmen
 a 30 pc main cloud (128 x 128 x 1153 cells, float32) takes about 9 s and peaks at 1.4 GB
 (the distance transform of the filaments and the float64 projection dominate); the
 average line of sight (cloud depths log-uniform in 1-30 pc, 1.7 components on average)
-takes about 1.7 s. ``nhpipe make-dataset --family clouds --n-cubes 1800 --workers 2``
-takes about an hour (see the README for the measured figure).
+takes about 1.7 s. ``nhpipe make-dataset --family clouds --n-cubes 1200 --workers 2``
+takes about 30 minutes (see the README for the measured figure).
+
+Generator v2 is this one without the smooth clouds (``SkyRanges(smooth_fraction=0)``, the
+same random stream); v3 (structures no wider than the cloud is deep) was tried and
+reverted (``docs/experiments/generator_v3.md``).
 """
 
 from __future__ import annotations
@@ -49,7 +59,7 @@ REGION_PC = REGION * CELL_PC
 
 @dataclass(frozen=True)
 class SkyRanges:
-    """Ranges of generator v2 (log-uniform where marked *log*); see the module docstring
+    """Ranges of generator v4 (log-uniform where marked *log*); see the module docstring
     for the physics and references of each.
 
     cloud : the turbulent cloud's own ranges (the first generator's, unchanged).
@@ -63,6 +73,9 @@ class SkyRanges:
     sheet_density : cm-3, mean density of the diffuse foreground sheet, log.
     sheet_depth_pc : its depth in pc, log.
     sheet_mach : its sonic Mach number (transonic cold neutral medium).
+    smooth_fraction : fraction of clouds drawn smooth: their Mach number from
+        ``smooth_mach`` (log) and their envelope filling fraction from ``smooth_fill``
+        instead of the cloud range's.
     """
 
     cloud: CloudRanges = CloudRanges()
@@ -75,6 +88,9 @@ class SkyRanges:
     sheet_density: tuple = (2.0, 50.0)
     sheet_depth_pc: tuple = (2.0, 30.0)
     sheet_mach: tuple = (0.5, 2.0)
+    smooth_fraction: float = 0.4
+    smooth_mach: tuple = (0.3, 2.0)
+    smooth_fill: tuple = (0.9, 1.0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,6 +108,13 @@ def cloud_component(rng: np.random.Generator, ranges: SkyRanges, *, width: int =
     depth_pc = nz * CELL_PC
     params = draw_params(rng, ranges.cloud)
     params.n_envelope *= (REGION_PC / depth_pc) ** ranges.larson_index
+    # With smooth_fraction 0 no number is drawn, so the random stream, and every cloud, is
+    # generator v2's (the data the first stage of the shipped networks trained on).
+    if ranges.smooth_fraction and rng.random() < ranges.smooth_fraction:
+        # Without these, a smooth map was always a deep one, and the networks read depth
+        # from contrast (see the README's accuracy section).
+        params.mach = loguniform(rng, ranges.smooth_mach)
+        params.fill = float(rng.uniform(*ranges.smooth_fill))
     tail = None
     if rng.random() < ranges.self_gravity_fraction:
         tail = {"slope": float(rng.uniform(*ranges.tail_slope)),
@@ -124,7 +147,7 @@ def sheet_component(rng: np.random.Generator, ranges: SkyRanges, *, width: int =
 
 def simulate_sightline(rng: np.random.Generator, ranges: SkyRanges = SkyRanges(), *,
                        width: int = REGION) -> dict:
-    """The true column of one line of sight of generator v2, with what is recorded about it.
+    """The true column of one line of sight of generator v4, with what is recorded about it.
 
     Parameters
     ----------
