@@ -307,3 +307,17 @@ def test_unwritable_output_folder_refused_before_work(run_cli, write_map, tmp_pa
                              "--model", "powerlaw", "--out", tmp_path / "ro" / "x.fits")
     assert status == 2 and err.count("\n") == 1 and "ro" in err
     assert not (tmp_path / "ro" / "x.fits").exists()
+
+
+def test_every_help_renders_percent_signs_once():
+    # argparse %-formats argument help but prints descriptions as written: a "%%" in a
+    # description reached users as "%%".
+    import argparse
+
+    from nhpipe.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        text = sub.format_help()
+        assert "%%" not in text, name

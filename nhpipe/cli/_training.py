@@ -20,7 +20,7 @@ def add_make_dataset(sub) -> None:
         "the line of sight) is what networks train on, split train/val/test 80/10/10 % by "
         "cube; the validation families 'fractal' (hierarchical clumps) and 'mhd' (a real "
         "MHD snapshot, --source) go whole into 'val'. Every family is observed alike: beam "
-        "0.5-16 model pixels, noise 1-10 %%, a zero-level offset in 30 %% of the maps. "
+        "0.5-16 model pixels, noise 1-10 %, a zero-level offset in 30 % of the maps. "
         "'v1' is the first generator (128^3 cubes, 3 views, one --beam and --noise).",
         epilog="examples:\n"
         "  nhpipe make-dataset --family clouds --n-cubes 3000 --out data/clouds.h5 --workers 2\n"
@@ -101,8 +101,8 @@ def add_calibrate(sub) -> None:
         "calibrate", help="fit a network's sample spread on validation data (stored in its card)",
         description="Draw samples on the val regions of one or more data sets (repeat --data: "
         "the training family and the validation families) and fit one factor on the spread "
-        "of the samples about their mean so that the 68%% and 95%% intervals hold 68%% and "
-        "95%% of the true pixels; the factor is stored in the model card.",
+        "of the samples about their mean so that the 68% and 95% intervals hold 68% and "
+        "95% of the true pixels; the factor is stored in the model card.",
     )
     calibrate.add_argument("--model", required=True, choices=["unet", "cinn", "ddpm"])
     calibrate.add_argument("--data", required=True, action="append",
@@ -118,7 +118,7 @@ def add_calibrate(sub) -> None:
 def add_evaluate(sub) -> None:
     evaluate = sub.add_parser(
         "evaluate", help="the poster's metrics per family and bin, beside the power law and MDR",
-        description="Recompute MSE(log10), mean error, error at 80%% accuracy, 68/95%% "
+        description="Recompute MSE(log10), mean error, error at 80% accuracy, 68/95% "
         "interval coverage and CRPS of models on one or more data sets (the val split of a "
         "validation family, the test split of the training family), overall and per bin "
         "of density, line-of-sight depth and beam, next to the shipped power law and MDR "
