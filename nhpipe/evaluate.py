@@ -25,7 +25,7 @@ from .calibrate import fit_factor
 from .data import TRAINING_FAMILY, load_meta, load_split, split_size
 from .errors import InputError
 from .inference import check_steps, resolve_precision, sample_batches
-from .metrics import BEAM_BINS, DENSITY_BINS, DEPTH_BINS, binned_metrics
+from .metrics import BEAM_BINS, CONTRAST_BINS, DENSITY_BINS, DEPTH_BINS, binned_metrics
 from .models import load_model, resolve_device
 from .models._common import scale_spread
 from .grid import PIXEL_PC as CELL_PC
@@ -87,6 +87,11 @@ class Family:
     beam_px: np.ndarray   # (N,)
 
     @property
+    def contrast_dex(self) -> np.ndarray:
+        """(N,) standard deviation of each region's observed log10 N_H (dex)."""
+        return self.log_nh.reshape(len(self.log_nh), -1).std(axis=1)
+
+    @property
     def validation(self) -> bool:
         """Made by a generator no network trained on (not clouds, not the first one)."""
         return self.name not in (TRAINING_FAMILY, "v1")
@@ -143,8 +148,8 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
     dict
         ``families`` (what was evaluated) and ``estimators``: per estimator its
         parameters, regions/s, samples, the leave-one-family-out spread factors and the
-        metrics per family (:func:`nhpipe.metrics.binned_metrics` by density, depth and
-        beam).
+        metrics per family (:func:`nhpipe.metrics.binned_metrics` by density, depth, beam
+        and contrast).
     """
     if samples < 1:
         raise InputError(f"`samples` must be at least 1, got {samples!r}")
@@ -210,7 +215,8 @@ def _metrics(draws, family: Family) -> dict:
     good = np.isfinite(draws).all(axis=0)
     return binned_metrics(draws[:, good], truth[good],
                           depth=family.per_pixel(family.depth_pc)[good],
-                          beam=family.per_pixel(family.beam_px)[good])
+                          beam=family.per_pixel(family.beam_px)[good],
+                          contrast=family.per_pixel(family.contrast_dex)[good])
 
 
 def markdown_table(result: dict) -> str:
@@ -225,7 +231,7 @@ def markdown_table(result: dict) -> str:
                   f"`{family['data']}`, split {family['split']})", "",
                   "| pixels of | " + " | ".join(estimators) + " |",
                   "|---" * (len(estimators) + 1) + "|"]
-        bins = ["all", *DENSITY_BINS, *DEPTH_BINS, *BEAM_BINS]
+        bins = ["all", *DENSITY_BINS, *DEPTH_BINS, *BEAM_BINS, *CONTRAST_BINS]
         for bin_name in bins:
             cells = []
             for name in estimators:

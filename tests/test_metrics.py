@@ -40,6 +40,18 @@ def test_depth_and_beam_bins():
                             beam=np.array([1.0, 1.0, 10.0, 3.0]))
     assert result["depth >10 pc"]["pixels"] == 2 and result["beam 2-6 px"]["pixels"] == 1
     assert result["all"]["mean_error_dex"] == pytest.approx(0.1)
+    result = binned_metrics(draws, truth, contrast=np.array([0.05, 0.05, 0.2, 0.5]))
+    assert [result[f"contrast {b}"]["pixels"] for b in ("<0.1 dex", "0.1-0.3 dex", ">0.3 dex")] \
+        == [2, 1, 1]
+
+
+def test_region_contrast_is_the_scatter_of_observed_log_nh():
+    from nhpipe.evaluate import Family
+
+    log_nh = np.full((2, 4, 4), 21.0)
+    log_nh[1, :2] += 0.2  # half the pixels 0.2 dex higher: standard deviation 0.1 dex
+    family = Family("fractal", "f.h5", "val", log_nh, log_nh, np.ones(2), np.ones(2))
+    np.testing.assert_allclose(family.contrast_dex, [0.0, 0.1], atol=1e-12)
 
 
 def test_evaluate_recomputes(tiny_data, tmp_path):  # noqa: F811

@@ -121,8 +121,9 @@ def add_evaluate(sub) -> None:
         description="Recompute MSE(log10), mean error, error at 80% accuracy, 68/95% "
         "interval coverage and CRPS of models on one or more data sets (the val split of a "
         "validation family, the test split of the training family), overall and per bin "
-        "of density, line-of-sight depth and beam, next to the shipped power law and MDR "
-        "(Zhao et al. 2025) on the same pixels. With several data sets each network's "
+        "of density, line-of-sight depth, beam and contrast (scatter of log10 N_H in the "
+        "region), next to the shipped power law and MDR (Zhao et al. 2025) on the same "
+        "pixels. With several data sets each network's "
         "spread is recalibrated leaving the tested family out.",
         epilog="example:\n  nhpipe evaluate --model unet --model cinn --model ddpm --data "
         "data/fractal.h5 --data data/mhd.h5 --data data/clouds.h5 --samples 32 "
