@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .data import RegionDataset, load_meta, load_split
+from .data import RegionDataset, _open_dataset, load_meta, load_split
 from .errors import InputError
 from .cards import read_card
 from .models import NETWORKS, build_network, load_model, resolve_device
@@ -107,6 +107,9 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     if resume and not ckpt_path.is_file():
         raise InputError(f"`resume`: no checkpoint {ckpt_path}")
 
+    started = None
+    if init is not None:  # before the data set loads: a refusal costs nothing
+        model, started = _trained_network(model_name, init, data)
     generator = torch.Generator().manual_seed(seed)
     train_set = RegionDataset(data, "train", augment=True, crop=crop, generator=generator)
     log_nh, log_nm = train_set.log_nh, train_set.log_nm
@@ -117,9 +120,6 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
         model = _initial_network(model_name,
                                  {"beam_range": _beam_range(data), **(config or {})},
                                  log_nh, log_nm, seed)
-        started = None
-    else:
-        model, started = _trained_network(model_name, init, data)
     model = model.to(torch_device)
     run = _Run(model_name, model, lr, generator,
                torch.Generator(device=torch_device).manual_seed(seed + 1))
@@ -389,9 +389,7 @@ def _beam_range(data):
 
 
 def _recipe(data) -> dict:
-    import h5py
-
-    with h5py.File(data, "r") as h5:
+    with _open_dataset(data) as h5:
         return json.loads(h5.attrs.get("recipe", "{}"))
 
 

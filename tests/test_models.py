@@ -296,3 +296,5 @@ def test_train_from_a_trained_network(tiny_data, tmp_path):
         h5.attrs["recipe"] = json.dumps({"observation": {"beam_px": [1.0, 3.0]}})
     with pytest.raises(InputError, match="trained on a single beam, .* holds beams of 1-3 px"):
         train("unet", beams, tmp_path / "third", epochs=1, device="cpu", init=first)
+    with pytest.raises(InputError, match="missing.h5: cannot read the dataset"):
+        train("unet", tmp_path / "missing.h5", tmp_path / "third", device="cpu", init=first)
