@@ -259,6 +259,13 @@ def load_split(path, split: str):
         return arrays[0], arrays[1], group["cube"][...]
 
 
+def load_recipe(path) -> dict:
+    """What made a data set (generator, its ranges, the observation; :func:`make_dataset`),
+    or {} for a file that records none."""
+    with _open_dataset(path) as h5:
+        return json.loads(h5.attrs.get("recipe", "{}"))
+
+
 def split_size(path, split: str) -> int:
     """Number of regions in one split, without reading them."""
     _check_split(split)

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .data import RegionDataset, _open_dataset, load_meta, load_split
+from .data import RegionDataset, load_meta, load_recipe, load_split
 from .errors import InputError
 from .cards import read_card
 from .models import NETWORKS, build_network, load_model, resolve_device
@@ -168,7 +168,7 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     if run.ema is not None:
         run.ema.copy_to(model)
     training = {"data": Path(data).name, "data_sha256": sha256_file(data),
-                "data_recipe": _recipe(data), "seed": seed, "batch_size": batch_size,
+                "data_recipe": load_recipe(data), "seed": seed, "batch_size": batch_size,
                 "lr": lr, "crop_px": crop, "stopped_by_time_limit": stopped_early,
                 **run.record(steps_per_epoch, torch_device)}
     if started is not None:
@@ -302,7 +302,7 @@ def fit_powerlaw_card(data, out) -> dict:
     config = fit_powerlaw(log_nh, log_nm)
     card = {"name": "powerlaw", "nhpipe_version": __version__, "config": asdict(config),
             "training": {"data": Path(data).name, "data_sha256": sha256_file(data),
-                         "data_recipe": _recipe(data), "fit": "least squares on every "
+                         "data_recipe": load_recipe(data), "fit": "least squares on every "
                          "pixel of the train split; sigma = rms residual (dex)"}}
     return write_card(out, card)
 
@@ -384,13 +384,8 @@ def _validation_loss(model, ema, val, device, seed, n=32):
 def _beam_range(data):
     """The beam range (model px) a data set's inputs were drawn from, or None for the
     first generator's single-beam files (networks trained on those are not conditioned)."""
-    observation = _recipe(data).get("observation")
+    observation = load_recipe(data).get("observation")
     return list(observation["beam_px"]) if observation else None
-
-
-def _recipe(data) -> dict:
-    with _open_dataset(data) as h5:
-        return json.loads(h5.attrs.get("recipe", "{}"))
 
 
 def _device_name(device: torch.device) -> str:
