@@ -15,7 +15,6 @@ which profile a core has, so the term must cover both), so that its 68 % interva
 """
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -24,6 +23,8 @@ import numpy as np
 import nhpipe
 from nhpipe.cores import CorrectionOptions, correct_catalog
 from nhpipe.sims.coremock import CLOUDS, PROFILES, make_mock
+
+from _report import report  # benchmarks/ is the script's folder
 
 
 def score_family(cloud, profile, seeds, model, samples):
@@ -129,11 +130,7 @@ def main():
                              f"(nhpipe.sims.coremock, seeds {args.seeds}, A.3 L_d = 10 pc, "
                              f"{args.samples} samples)",
                 "tested_on": f"mock cores in {other} clouds: {tested}"})
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        Path(f"{args.out}.json").write_text(json.dumps(result, indent=2))
-        Path(f"{args.out}.md").write_text(table + "\n")
+    report("\n".join(lines), result, args.out)
 
 
 if __name__ == "__main__":
