@@ -139,7 +139,7 @@ def make_dataset(out, *, n_cubes: int, family: str = TRAINING_FAMILY, seed: int 
     n_cubes : int
         Number of cubes: one region each (three, one per axis, for ``v1``).
     family : str
-        ``clouds`` (generator v4, split 80/10/10 by cube), ``fractal`` or ``mhd``
+        ``clouds`` (generator v5, split 80/10/10 by cube), ``fractal`` or ``mhd``
         (validation families, all in ``val``), or ``v1`` (the first generator).
     seed : int
         Seed of everything (parameters, fields, noise, split).

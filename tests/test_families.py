@@ -71,6 +71,27 @@ class TestLayeredProjection:
             # The cloud range's Mach numbers start at 2 and its filling fractions end at 0.9.
             assert smooth == (fraction == 1.0)
 
+    def test_quiescent_lines_of_sight(self):
+        ranges = SkyRanges(quiescent_fraction=1.0, los_depth_pc=(1.0, 1.5))
+        region = simulate_sightline(np.random.default_rng(3), ranges, width=64)
+        (comp,) = region["params"]["components"]
+        assert comp["kind"] == "quiescent" and region["meta"]["n_components"] == 1
+        assert ranges.quiescent_mach[0] <= comp["mach"] <= ranges.quiescent_mach[1]
+        assert comp["fill"] == 1.0 and not comp["filaments"] and not comp["cores"]
+        assert comp["self_gravity"] is None
+        # A shallow quiescent map is smooth, unlike a shallow cloud of the cloud range.
+        cloud = simulate_sightline(np.random.default_rng(3), SkyRanges(
+            quiescent_fraction=0.0, smooth_fraction=0.0, los_depth_pc=(1.0, 1.5)), width=64)
+        assert np.std(np.log10(region["nh"])) < 0.15 < np.std(np.log10(cloud["nh"]))
+
+    @pytest.mark.parametrize("fraction", [0.0, 0.25])
+    def test_quiescent_fraction(self, fraction):
+        ranges = SkyRanges(quiescent_fraction=fraction, los_depth_pc=(1.0, 2.0))
+        kinds = [region["params"]["components"][0]["kind"] for region in (
+            simulate_sightline(np.random.default_rng(seed), ranges, width=16)
+            for seed in range(12))]
+        assert ("quiescent" in kinds) == (fraction > 0)
+
 
 class TestObservation:
     @pytest.mark.parametrize("beam_px", [0.5, 1.35, 4.0, 16.0])

@@ -14,11 +14,12 @@ def add_make_dataset(sub) -> None:
         help="simulate clouds and write (N_H, <n_H>_m) regions to HDF5",
         description="Simulate lines of sight and write 128x128 regions of observed log10 "
         "N_H (input) and exact log10 <n_H>_m (target) with their record (depth, components, "
-        "beam, noise, offset, family, generator parameters). Family 'clouds' (generator v4: "
+        "beam, noise, offset, family, generator parameters). Family 'clouds' (generator v5: "
         "turbulent clouds 1-30 pc deep, 40 % of them smooth (subsonic, filling), "
-        "self-gravity in half of them, 1-3 components along "
-        "the line of sight) is what networks train on, split train/val/test 80/10/10 % by "
-        "cube; the validation families 'fractal' (hierarchical clumps) and 'mhd' (a real "
+        "self-gravity in half of them, 1-3 components along the line of sight; 25 % of "
+        "the lines of sight one quiescent cloud alone) is what networks train on, split "
+        "train/val/test 80/10/10 % by cube; the validation families 'fractal' "
+        "(hierarchical clumps) and 'mhd' (a real "
         "MHD snapshot, --source) go whole into 'val'. Every family is observed alike: beam "
         "0.5-16 model pixels, noise 1-10 %, a zero-level offset in 30 % of the maps. "
         "'v1' is the first generator (128^3 cubes, 3 views, one --beam and --noise).",

@@ -6,7 +6,7 @@ beam, noise, zero-level offset), and what is recorded about it. Families differ 
 physics, so that "does a network trained on family A hold on family B?" has an honest
 answer:
 
-- ``clouds``: generator v4 (:mod:`nhpipe.sims.sky`), the one networks train on;
+- ``clouds``: generator v5 (:mod:`nhpipe.sims.sky`), the one networks train on;
 - ``fractal``: hierarchical clump ensembles (:mod:`nhpipe.sims.fractal`);
 - ``mhd``: a real MHD simulation snapshot read with yt (by default the IDEFIX
   Orszag-Tang snapshot), projected along a random axis and rescaled (:func:`mhd_region`).

@@ -1,4 +1,4 @@
-"""Generator v4: lines of sight as deep and as layered as the sky's, seen by any survey.
+"""Generator v5: lines of sight as deep and as layered as the sky's, seen by any survey.
 
 The first generator (:mod:`nhpipe.sims.cloud` alone) made 128^3 cubes: every line of
 sight was 3.33 pc deep, held one cloud and was seen through one beam. Networks trained on
@@ -19,6 +19,13 @@ Here one line of sight is made of:
   diffuse one, and the networks read depth from contrast; maps of low contrast at every
   depth (as in the ``mhd`` family) were then read too deep (the README's accuracy
   section has the diagnostic and the measured effect);
+- in 25 % of the lines of sight, one quiescent cloud alone (:func:`quiescent_component`:
+  Mach 0.2-0.6, filling its box, no filaments, cores or self-gravity tail), at any
+  depth. Its map is smooth however deep it is, so a smooth map does not tell the depth,
+  which is true of the sky and of the ``mhd`` family; with generator v4's clouds alone a
+  smooth map was nearly always a deep one (of 145 training regions shallower than 3 pc,
+  1 had a scatter of log10 N_H below 0.1 dex) and the networks read smooth, shallow
+  lines of sight as deep and diffuse (``docs/experiments/quiescent_clouds.md``);
 - in half of the clouds, self-gravity: the turbulent density PDF gets a power-law tail
   (:mod:`nhpipe.sims.gravity`; Kritsuk et al. 2011, Federrath & Klessen 2013);
 - in half of the lines of sight, 1 or 2 more unrelated components along the same line of
@@ -36,9 +43,10 @@ average line of sight (cloud depths log-uniform in 1-30 pc, 1.7 components on av
 takes about 1.7 s. ``nhpipe make-dataset --family clouds --n-cubes 1200 --workers 2``
 takes about 30 minutes (see the README for the measured figure).
 
-Generator v2 is this one without the smooth clouds (``SkyRanges(smooth_fraction=0)``, the
-same random stream); v3 (structures no wider than the cloud is deep) was tried and
-reverted (``docs/experiments/generator_v3.md``).
+Generator v4 is this one without the quiescent lines of sight
+(``SkyRanges(quiescent_fraction=0)``, the same random stream), and generator v2 is v4
+without the smooth clouds (``smooth_fraction=0`` too); v3 (structures no wider than the
+cloud is deep) was tried and reverted (``docs/experiments/generator_v3.md``).
 """
 
 from __future__ import annotations
@@ -59,7 +67,7 @@ REGION_PC = REGION * CELL_PC
 
 @dataclass(frozen=True)
 class SkyRanges:
-    """Ranges of generator v4 (log-uniform where marked *log*); see the module docstring
+    """Ranges of generator v5 (log-uniform where marked *log*); see the module docstring
     for the physics and references of each.
 
     cloud : the turbulent cloud's own ranges (the first generator's, unchanged).
@@ -76,6 +84,9 @@ class SkyRanges:
     smooth_fraction : fraction of clouds drawn smooth: their Mach number from
         ``smooth_mach`` (log) and their envelope filling fraction from ``smooth_fill``
         instead of the cloud range's.
+    quiescent_fraction : fraction of lines of sight that hold one quiescent cloud and
+        nothing else: Mach number from ``quiescent_mach`` (log), an envelope filling the
+        whole box, no filaments, no cores, no self-gravity tail.
     """
 
     cloud: CloudRanges = CloudRanges()
@@ -91,6 +102,8 @@ class SkyRanges:
     smooth_fraction: float = 0.4
     smooth_mach: tuple = (0.3, 2.0)
     smooth_fill: tuple = (0.9, 1.0)
+    quiescent_fraction: float = 0.25
+    quiescent_mach: tuple = (0.2, 0.6)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,10 +117,7 @@ def cloud_component(rng: np.random.Generator, ranges: SkyRanges, *, width: int =
     (nh, n_m) : ndarrays, shape (width, width), cm-2 and cm-3
     params : dict (``kind``, ``depth_pc``, ``self_gravity``, the cloud's parameters)
     """
-    nz = max(8, int(round(loguniform(rng, ranges.los_depth_pc) / CELL_PC)))
-    depth_pc = nz * CELL_PC
-    params = draw_params(rng, ranges.cloud)
-    params.n_envelope *= (REGION_PC / depth_pc) ** ranges.larson_index
+    nz, params = _cloud_params(rng, ranges)
     # With smooth_fraction 0 no number is drawn, so the random stream, and every cloud, is
     # generator v2's (the data the first stage of the shipped networks trained on).
     if ranges.smooth_fraction and rng.random() < ranges.smooth_fraction:
@@ -121,7 +131,43 @@ def cloud_component(rng: np.random.Generator, ranges: SkyRanges, *, width: int =
                 "start": float(rng.uniform(*ranges.tail_start))}
     cube = make_cube(params, rng, shape=(nz, width, width), k_floor=1.0 / width, tail=tail)
     columns = project(cube, axis=0, cell_pc=CELL_PC)
-    return columns, {"kind": "cloud", "depth_pc": depth_pc, "self_gravity": tail,
+    return columns, {"kind": "cloud", "depth_pc": nz * CELL_PC, "self_gravity": tail,
+                     **params.to_dict()}
+
+
+def _cloud_params(rng: np.random.Generator, ranges: SkyRanges):
+    """Depth (cells) and parameters of one cloud, its envelope density on Larson's
+    relation for that depth."""
+    nz = max(8, int(round(loguniform(rng, ranges.los_depth_pc) / CELL_PC)))
+    params = draw_params(rng, ranges.cloud)
+    params.n_envelope *= (REGION_PC / (nz * CELL_PC)) ** ranges.larson_index
+    return nz, params
+
+
+def quiescent_component(rng: np.random.Generator, ranges: SkyRanges, *,
+                        width: int = REGION):
+    """A quiescent cloud: subsonic, filling its box, without filaments, cores or a
+    self-gravity tail, of any depth (1-30 pc like the others).
+
+    Such a cloud's map is smooth (scatter of log10 N_H ~0.05-0.1 dex) whatever its depth,
+    so the map alone does not say how deep it is, and a network trained with it learns to
+    say so (wide intervals, a depth in the middle of the range) instead of reading every
+    smooth map as a deep one. Subsonic, coherent gas is observed in the quiescent parts of
+    clouds and in dense cores (Goodman et al. 1998, ApJ 504, 223; Pineda et al. 2010,
+    ApJ 712, L116).
+
+    Returns
+    -------
+    (nh, n_m) : ndarrays, shape (width, width), cm-2 and cm-3
+    params : dict (``kind`` 'quiescent', ``depth_pc``, the cloud's parameters)
+    """
+    nz, params = _cloud_params(rng, ranges)
+    params.mach = loguniform(rng, ranges.quiescent_mach)
+    params.fill = 1.0
+    params.filaments, params.cores = [], []
+    cube = make_cube(params, rng, shape=(nz, width, width), k_floor=1.0 / width)
+    columns = project(cube, axis=0, cell_pc=CELL_PC)
+    return columns, {"kind": "quiescent", "depth_pc": nz * CELL_PC, "self_gravity": None,
                      **params.to_dict()}
 
 
@@ -147,7 +193,7 @@ def sheet_component(rng: np.random.Generator, ranges: SkyRanges, *, width: int =
 
 def simulate_sightline(rng: np.random.Generator, ranges: SkyRanges = SkyRanges(), *,
                        width: int = REGION) -> dict:
-    """The true column of one line of sight of generator v4, with what is recorded about it.
+    """The true column of one line of sight of generator v5, with what is recorded about it.
 
     Parameters
     ----------
@@ -164,15 +210,20 @@ def simulate_sightline(rng: np.random.Generator, ranges: SkyRanges = SkyRanges()
         (total depth of gas), cloud_depth_pc (main cloud), n_components; ``params``
         (every component's parameters).
     """
-    n_comp = 1 + int(rng.choice(3, p=np.asarray(ranges.component_weights)))
-    kinds = ["cloud"]
+    # With quiescent_fraction 0 no number is drawn: generator v4's random stream.
+    if ranges.quiescent_fraction and rng.random() < ranges.quiescent_fraction:
+        n_comp, kinds = 1, ["quiescent"]
+    else:
+        n_comp = 1 + int(rng.choice(3, p=np.asarray(ranges.component_weights)))
+        kinds = ["cloud"]
     if n_comp == 2:
         kinds.append("sheet" if rng.random() < 0.5 else "cloud")
     elif n_comp == 3:
         kinds += ["sheet", "cloud"]
     columns, components = [], []
     for kind in kinds:
-        make = cloud_component if kind == "cloud" else sheet_component
+        make = {"cloud": cloud_component, "sheet": sheet_component,
+                "quiescent": quiescent_component}[kind]
         column, params = make(rng, ranges, width=width)
         columns.append(column)
         components.append(params)
