@@ -58,6 +58,19 @@ class TestGenerator:
         field = gaussian_field((64, 64, 64), 3.5, np.random.default_rng(0))
         assert field.mean() == pytest.approx(0, abs=1e-5) and field.std() == pytest.approx(1)
 
+    def test_outer_scale_removes_structure_wider_than_it(self):
+        # A thin box (8 cells) 64 cells wide: with the outer scale at its depth, the
+        # projected map has little power on scales wider than 8 cells, unlike a pure power
+        # law driven on the box's width.
+        def wide_fraction(k_floor):
+            field = gaussian_field((8, 64, 64), 11 / 3, np.random.default_rng(5),
+                                   k_floor=k_floor)
+            power = np.abs(np.fft.fft2(field.sum(axis=0))) ** 2
+            k = np.hypot(*np.meshgrid(np.fft.fftfreq(64), np.fft.fftfreq(64)))
+            return power[(k > 0) & (k < 1 / 8)].sum() / power[k > 0].sum()
+
+        assert wide_fraction(1 / 8) < 0.5 * wide_fraction(0.0)
+
     def test_lognormal_width(self):
         params = draw_params(np.random.default_rng(1))
         assert params.sigma_ln == pytest.approx(

@@ -142,7 +142,8 @@ def gaussian_field(shape, slope: float, rng: np.random.Generator, *, spacing=Non
 
 
 def make_cube(params: CloudParams, rng: np.random.Generator, *, shape=(128, 128, 128),
-              cell_pc: float = CELL_PC, k_floor: float = 0.0, tail=None) -> np.ndarray:
+              cell_pc: float = CELL_PC, k_floor: float = 0.0, turb_k_floor: float = 0.0,
+              tail=None) -> np.ndarray:
     """Build the density cube of one cloud.
 
     Parameters
@@ -157,6 +158,9 @@ def make_cube(params: CloudParams, rng: np.random.Generator, *, shape=(128, 128,
     k_floor : float
         Passed to :func:`gaussian_field` for the envelope (see there); 0 in the first
         generator, ``1 / ny`` in deep boxes (generator v2).
+    turb_k_floor : float
+        The same for the turbulent field: 0 (a pure power law) except in the quiescent
+        clouds of generator v5, whose turbulence is driven at the cloud's depth.
     tail : dict, optional
         ``{"slope": alpha, "start": t}``: give the turbulent density a power-law
         high-density tail (self-gravity, :func:`nhpipe.sims.gravity.with_tail`).
@@ -167,7 +171,7 @@ def make_cube(params: CloudParams, rng: np.random.Generator, *, shape=(128, 128,
         n_H in cm-3.
     """
     shape = tuple(int(n) for n in shape)
-    turb = gaussian_field(shape, params.density_slope, rng)
+    turb = gaussian_field(shape, params.density_slope, rng, k_floor=turb_k_floor)
     sigma = params.sigma_ln
     if tail:
         lognormal = with_tail(turb, sigma, slope=tail["slope"], start=tail["start"])

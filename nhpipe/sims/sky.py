@@ -20,9 +20,10 @@ Here one line of sight is made of:
   depth (as in the ``mhd`` family) were then read too deep (the README's accuracy
   section has the diagnostic and the measured effect);
 - in 25 % of the lines of sight, one quiescent cloud alone (:func:`quiescent_component`:
-  Mach 0.2-0.6, filling its box, no filaments, cores or self-gravity tail), at any
-  depth. Its map is smooth however deep it is, so a smooth map does not tell the depth,
-  which is true of the sky and of the ``mhd`` family; with generator v4's clouds alone a
+  Mach 0.2-0.6, filling its box, no filaments, cores or self-gravity tail, turbulence
+  driven at the cloud's own size), at any depth. Its map is smooth however deep it is,
+  so a smooth map does not tell the depth, which is true of the sky and of the ``mhd``
+  family; with generator v4's clouds alone a
   smooth map was nearly always a deep one (of 145 training regions shallower than 3 pc,
   1 had a scatter of log10 N_H below 0.1 dex) and the networks read smooth, shallow
   lines of sight as deep and diffuse (``docs/experiments/quiescent_clouds.md``);
@@ -147,7 +148,11 @@ def _cloud_params(rng: np.random.Generator, ranges: SkyRanges):
 def quiescent_component(rng: np.random.Generator, ranges: SkyRanges, *,
                         width: int = REGION):
     """A quiescent cloud: subsonic, filling its box, without filaments, cores or a
-    self-gravity tail, of any depth (1-30 pc like the others).
+    self-gravity tail, of any depth (1-30 pc like the others), its turbulence driven at
+    the cloud's own size: the spectra of its density and envelope flatten beyond an
+    outer scale of its depth or the region's width, whichever is smaller (Brunt, Heyer
+    & Mac Low 2009, A&A 504, 883: molecular-cloud turbulence is driven on the cloud's
+    scale).
 
     Such a cloud's map is smooth (scatter of log10 N_H ~0.05-0.1 dex) whatever its depth,
     so the map alone does not say how deep it is, and a network trained with it learns to
@@ -165,7 +170,11 @@ def quiescent_component(rng: np.random.Generator, ranges: SkyRanges, *,
     params.mach = loguniform(rng, ranges.quiescent_mach)
     params.fill = 1.0
     params.filaments, params.cores = [], []
-    cube = make_cube(params, rng, shape=(nz, width, width), k_floor=1.0 / width)
+    # No eddy wider than the cloud is deep: a thin quiescent cloud is structured on the
+    # scale of its depth across the region, a deep one on the region's scale.
+    k_outer = 1.0 / min(nz, width)
+    cube = make_cube(params, rng, shape=(nz, width, width), k_floor=k_outer,
+                     turb_k_floor=k_outer)
     columns = project(cube, axis=0, cell_pc=CELL_PC)
     return columns, {"kind": "quiescent", "depth_pc": nz * CELL_PC, "self_gravity": None,
                      **params.to_dict()}
