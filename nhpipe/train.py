@@ -342,6 +342,8 @@ def _trained_network(model_name, init, data):
                "data_recipe": previous.get("data_recipe"),
                "steps": previous.get("steps"), "time_s": previous.get("time_s"),
                "total_time_s": previous.get("total_time_s", previous.get("time_s", 0.0))}
+    if previous.get("initialised_from"):  # a card of a third stage keeps the first two
+        started["initialised_from"] = previous["initialised_from"]
     return model, started
 
 

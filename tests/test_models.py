@@ -280,6 +280,13 @@ def test_train_from_a_trained_network(tiny_data, tmp_path):
     assert card["config"] == {**made["config"], "spread": 1.0}
     assert card["normaliser"] == made["normaliser"]
     assert card["training"]["total_time_s"] >= card["training"]["time_s"]
+    # A third stage keeps the whole chain of stages in its card.
+    third = train("unet", tiny_data, tmp_path / "stage3", epochs=1, batch_size=4, seed=1,
+                  device="cpu", crop=32, init=tmp_path / "second")
+    chain = third["training"]["initialised_from"]
+    assert chain["stem"] == "second" and chain["initialised_from"] == started
+    assert third["training"]["total_time_s"] == pytest.approx(
+        card["training"]["total_time_s"] + third["training"]["time_s"], abs=0.2)
     with pytest.raises(InputError, match="keeps the config"):
         train("unet", tiny_data, tmp_path / "third", epochs=1, device="cpu", init=first,
               config=TINY["unet"])
