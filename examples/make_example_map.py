@@ -6,6 +6,9 @@ given 2 % noise and written as N(H2) in cm-2 with a TAN WCS in Orion B.  The tru
 <n_H>_m map is written beside it for comparison.
 
     python examples/make_example_map.py            # writes examples/example_NH2.fits
+    nhpipe run examples/example_NH2.fits --distance 400pc --species H2 --model unet
+    python examples/make_example_map.py --score example_NH2_nhpipe_unet.fits
+    # MSE and mean error of the MEAN map against the truth, 68 % / 95 % coverage
 """
 
 import argparse
@@ -24,7 +27,13 @@ def main():
     parser.add_argument("--out", default=str(Path(__file__).with_name("example_NH2.fits")))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cells", type=int, default=256, help="map side in 0.026-pc cells")
+    parser.add_argument("--score", metavar="OUTPUT.fits",
+                        help="instead: score an nhpipe output of the example map against the "
+                        "truth written beside the map")
     args = parser.parse_args()
+    if args.score:
+        score(args.score, Path(args.out).with_name(Path(args.out).stem + "_true_nm.fits"))
+        return
 
     rng = np.random.default_rng(args.seed)
     params = draw_params(rng)
@@ -41,6 +50,27 @@ def main():
     header["BUNIT"] = ("dex(cm-3)", "true log10 <n_H>_m")
     fits.PrimaryHDU(np.log10(n_m).astype(np.float32), header=header).writeto(truth, overwrite=True)
     print(f"wrote {args.out} ({hdu.data.shape[1]} x {hdu.data.shape[0]} px) and {truth}")
+
+
+def score(output, truth_path):
+    """Print MSE (dex^2) and mean error (dex) of the MEAN plane against the true log10
+    <n_H>_m, interpolated onto the output's grid, and the fraction of pixels whose truth
+    lies inside the 68 % (Q16-Q84) and 95 % (Q02_5-Q97_5) intervals."""
+    from reproject import reproject_interp
+
+    with fits.open(output) as hdul:
+        planes = {name: np.asarray(hdul[name].data, float)
+                  for name in ("MEAN", "Q16", "Q84", "Q02_5", "Q97_5")}
+        header = hdul["MEAN"].header
+    with fits.open(truth_path) as hdul:
+        truth, _ = reproject_interp(hdul[0], header)
+    ok = np.isfinite(truth) & np.all([np.isfinite(p) for p in planes.values()], axis=0)
+    error = planes["MEAN"][ok] - truth[ok]
+    inside68 = (planes["Q16"][ok] <= truth[ok]) & (truth[ok] <= planes["Q84"][ok])
+    inside95 = (planes["Q02_5"][ok] <= truth[ok]) & (truth[ok] <= planes["Q97_5"][ok])
+    print(f"{output}: {ok.sum()} pixels, MSE {np.mean(error ** 2):.3f} dex^2, mean error "
+          f"{error.mean():+.3f} dex, 68 % interval holds {inside68.mean():.2f}, 95 % "
+          f"{inside95.mean():.2f}")
 
 
 if __name__ == "__main__":
