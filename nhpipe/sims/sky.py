@@ -22,7 +22,7 @@ Here one line of sight is made of:
 - in 25 % of the lines of sight, one quiescent cloud alone (:func:`quiescent_component`:
   Mach 0.2-0.6, filling its box, no filaments, cores or self-gravity tail, turbulence
   driven at the cloud's own size), at any depth. Its map is smooth however deep it is,
-  so a smooth map does not tell the depth, which is true of the sky and of the ``mhd``
+  so contrast does not tell the depth, which is true of the sky and of the ``mhd``
   family; with generator v4's clouds alone a
   smooth map was nearly always a deep one (of 145 training regions shallower than 3 pc,
   1 had a scatter of log10 N_H below 0.1 dex) and the networks read smooth, shallow
@@ -42,7 +42,8 @@ a 30 pc main cloud (128 x 128 x 1153 cells, float32) takes about 9 s and peaks a
 (the distance transform of the filaments and the float64 projection dominate); the
 average line of sight (cloud depths log-uniform in 1-30 pc, 1.7 components on average)
 takes about 1.7 s. ``nhpipe make-dataset --family clouds --n-cubes 1200 --workers 2``
-takes about 30 minutes (see the README for the measured figure).
+takes about 20 minutes (quiescent lines of sight are cheap; the README has the measured
+figure).
 
 Generator v4 is this one without the quiescent lines of sight
 (``SkyRanges(quiescent_fraction=0)``, the same random stream), and generator v2 is v4
@@ -155,11 +156,10 @@ def quiescent_component(rng: np.random.Generator, ranges: SkyRanges, *,
     scale).
 
     Such a cloud's map is smooth (scatter of log10 N_H ~0.05-0.1 dex) whatever its depth,
-    so the map alone does not say how deep it is, and a network trained with it learns to
-    say so (wide intervals, a depth in the middle of the range) instead of reading every
-    smooth map as a deep one. Subsonic, coherent gas is observed in the quiescent parts of
-    clouds and in dense cores (Goodman et al. 1998, ApJ 504, 223; Pineda et al. 2010,
-    ApJ 712, L116).
+    so its contrast does not say how deep it is (the scale of its structure does), and a
+    network trained with it stops reading every smooth map as a deep one. Subsonic,
+    coherent gas is observed in the quiescent parts of clouds and in dense cores (Goodman
+    et al. 1998, ApJ 504, 223; Pineda et al. 2010, ApJ 712, L116).
 
     Returns
     -------
