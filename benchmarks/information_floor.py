@@ -36,8 +36,9 @@ def binned_mean(x_fit, y_fit, x_score, bins=BINS):
     def index(x):
         return np.clip(np.searchsorted(edges, x, side="right") - 1, 0, bins - 1)
 
-    sums = np.bincount(index(x_fit), weights=y_fit, minlength=bins)
-    counts = np.bincount(index(x_fit), minlength=bins)
+    fit_bins = index(x_fit)
+    sums = np.bincount(fit_bins, weights=y_fit, minlength=bins)
+    counts = np.bincount(fit_bins, minlength=bins)
     return (sums / np.maximum(counts, 1))[index(x_score)]
 
 

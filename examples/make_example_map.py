@@ -32,7 +32,7 @@ def main():
                         "truth written beside the map")
     args = parser.parse_args()
     if args.score:
-        score(args.score, Path(args.out).with_name(Path(args.out).stem + "_true_nm.fits"))
+        score(args.score, truth_path(args.out))
         return
 
     rng = np.random.default_rng(args.seed)
@@ -44,7 +44,7 @@ def main():
     hdu = herschel_like_hdu(nh_pixels, distance_pc=400.0, pixel_arcsec=3.0, rng=rng)
     hdu.header["SEED"] = (args.seed, "seed of nhpipe.sims")
     hdu.writeto(args.out, overwrite=True)
-    truth = Path(args.out).with_name(Path(args.out).stem + "_true_nm.fits")
+    truth = truth_path(args.out)
     cell_arcsec = CELL_PC / 400.0 * ARCSEC_PER_RAD
     header = tan_wcs(n_m.shape, pixel_arcsec=cell_arcsec).to_header()
     header["BUNIT"] = ("dex(cm-3)", "true log10 <n_H>_m")
@@ -52,7 +52,12 @@ def main():
     print(f"wrote {args.out} ({hdu.data.shape[1]} x {hdu.data.shape[0]} px) and {truth}")
 
 
-def score(output, truth_path):
+def truth_path(out) -> Path:
+    """Where the true log10 <n_H>_m of the map ``out`` is written."""
+    return Path(out).with_name(Path(out).stem + "_true_nm.fits")
+
+
+def score(output, truth_file):
     """Print MSE (dex^2) and mean error (dex) of the MEAN plane against the true log10
     <n_H>_m, interpolated onto the output's grid, and the fraction of pixels whose truth
     lies inside the 68 % (Q16-Q84) and 95 % (Q02_5-Q97_5) intervals."""
@@ -62,7 +67,7 @@ def score(output, truth_path):
         planes = {name: np.asarray(hdul[name].data, float)
                   for name in ("MEAN", "Q16", "Q84", "Q02_5", "Q97_5")}
         header = hdul["MEAN"].header
-    with fits.open(truth_path) as hdul:
+    with fits.open(truth_file) as hdul:
         truth, _ = reproject_interp(hdul[0], header)
     ok = np.isfinite(truth) & np.all([np.isfinite(p) for p in planes.values()], axis=0)
     error = planes["MEAN"][ok] - truth[ok]

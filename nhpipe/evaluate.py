@@ -13,6 +13,7 @@ measured on the pixels its calibration was fitted on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ class Family:
     depth_pc: np.ndarray  # (N,) depth of gas on the line of sight
     beam_px: np.ndarray   # (N,)
 
-    @property
+    @functools.cached_property  # read once per estimator's metrics: computed once
     def contrast_dex(self) -> np.ndarray:
         """(N,) standard deviation of each region's observed log10 N_H (dex)."""
         return self.log_nh.reshape(len(self.log_nh), -1).std(axis=1)

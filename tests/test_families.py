@@ -1,4 +1,4 @@
-"""Generator v4 (deep, layered lines of sight, any beam) and the validation families."""
+"""Generator v5 (deep, layered lines of sight, any beam) and the validation families."""
 
 import json
 import re
