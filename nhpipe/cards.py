@@ -127,6 +127,10 @@ def _finite_number(value) -> bool:
         and value == value and abs(value) != float("inf")
 
 
+#: Float config keys that may be zero or negative (all others must be > 0).
+_SIGNED = {"beta", "offset"}
+
+
 def _check_config(config: dict, config_cls, fail) -> None:
     known = {f.name: f for f in fields(config_cls)}
     unknown = set(config) - set(known)
@@ -140,7 +144,7 @@ def _check_config(config: dict, config_cls, fail) -> None:
         elif isinstance(default, int):
             ok = isinstance(value, int) and 0 < value <= CONFIG_LIMITS.get(key, 10_000)
         elif isinstance(default, float):
-            ok = _finite_number(value) and value > 0 if key != "beta" else _finite_number(value)
+            ok = _finite_number(value) and (key in _SIGNED or value > 0)
         elif key == "beam_range":
             ok = value is None or (isinstance(value, list) and len(value) == 2
                                    and all(map(_finite_number, value)) and 0 < value[0] < value[1])

@@ -5,9 +5,9 @@ networks, the fitted power law (the shipped ``powerlaw`` card) and the peer meth
 (Zhao et al. 2025, ``compute_mean_density_width`` of the PyPI package
 volume-density-mapper), all on the same pixels. Validation families (made by generators
 no network trained on) come first; the training family's test split last. With several
-families, the spread of each network is recalibrated leaving out the family it is tested
-on (:func:`nhpipe.calibrate.fit_factor` on the others' draws), so that no coverage is
-measured on the pixels its calibration was fitted on.
+families, the offset and spread of each network are recalibrated leaving out the family it
+is tested on (:func:`nhpipe.calibrate.fit_recalibration` on the others' draws), so that no
+mean error or coverage is measured on the pixels its calibration was fitted on.
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ import contextlib
 import functools
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .calibrate import fit_factor
+from .calibrate import fit_recalibration
 from .data import TRAINING_FAMILY, load_meta, load_split, split_size
 from .errors import InputError
 from .inference import check_steps, resolve_precision, sample_batches
 from .metrics import BEAM_BINS, CONTRAST_BINS, DENSITY_BINS, DEPTH_BINS, binned_metrics
 from .models import load_model, resolve_device
-from .models._common import scale_spread
+from .models._common import recalibrate
 from .grid import PIXEL_PC as CELL_PC
 from .units import PC_CM
 
@@ -148,7 +148,7 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
     -------
     dict
         ``families`` (what was evaluated) and ``estimators``: per estimator its
-        parameters, regions/s, samples, the leave-one-family-out spread factors and the
+        parameters, regions/s, samples, the leave-one-family-out offsets and spreads and the
         metrics per family (:func:`nhpipe.metrics.binned_metrics` by density, depth, beam
         and contrast).
     """
@@ -169,6 +169,12 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
               "estimators": {}}
     for name in names:
         model = load_model(name, device=torch_device, path=model_paths.get(name))
+        config = getattr(model, "config", None)
+        card_calibration = {k: getattr(config, k) for k in ("spread", "offset")
+                            if hasattr(config, k)}
+        calibrated = _calibrated(model, families)
+        if calibrated:  # the raw network's draws, recalibrated on the other families below
+            model.config = replace(config, spread=1.0, offset=0.0)
         sampling = {"precision": precision}
         if steps is not None and hasattr(getattr(model, "config", None), "steps"):
             check_steps(model, steps)
@@ -180,17 +186,16 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
                                       beam_px=family.beam_px, **sampling)
             draws.append(d)
             speeds.append(speed)
-        spreads = _leave_one_out(draws, families) if _calibrated(model, families) else {}
+        lofo = _leave_one_out(draws, families) if calibrated else {}
         result["estimators"][name] = {
             "parameters": int(sum(p.numel() for p in model.parameters())),
             "regions_per_s": float(np.mean(speeds)), "samples": samples,
-            "spread_card": getattr(getattr(model, "config", None), "spread", None),
-            "lofo_spread": spreads,
-            "metrics": {f.name: _metrics(scale_spread(d, spreads.get(f.name, 1.0), axis=0), f)
+            "calibration_card": card_calibration, "lofo_calibration": lofo,
+            "metrics": {f.name: _metrics(recalibrate(d, axis=0, **lofo.get(f.name, {})), f)
                         for d, f in zip(draws, families)}}
     if mdr:
         result["estimators"][MDR] = {
-            "parameters": 0, "samples": 1, "lofo_spread": {},
+            "parameters": 0, "samples": 1, "lofo_calibration": {},
             "metrics": {f.name: _metrics(mdr_regions(f.log_nh), f) for f in families}}
     return result
 
@@ -201,14 +206,19 @@ def _calibrated(model, families) -> bool:
 
 
 def _leave_one_out(draws, families) -> dict:
-    """Per family, the spread factor fitted on the draws of all the other families."""
-    factors = {}
+    """Per family, the offset (dex) and spread factor fitted on the draws of all the others.
+
+    ``draws`` are the raw network's (its card's calibration set aside): what is fitted
+    here replaces the card's, fitted on all families including the tested one.
+    """
+    fitted = {}
     for k, family in enumerate(families):
         others = [i for i in range(len(families)) if i != k]
         pooled = np.concatenate([draws[i] for i in others], axis=1)
         truth = np.concatenate([families[i].log_nm.reshape(-1) for i in others])
-        factors[family.name] = fit_factor(pooled, truth)[0]
-    return factors
+        offset, spread, _, _ = fit_recalibration(pooled, truth)
+        fitted[family.name] = {"offset": offset, "spread": spread}
+    return fitted
 
 
 def _metrics(draws, family: Family) -> dict:
@@ -249,11 +259,13 @@ def markdown_table(result: dict) -> str:
     steps = f", ddpm {result['steps']} steps" if result.get("steps") else ""
     lines.append(f"Regions/s ({result['samples']} samples, {result['threads']} threads, "
                  f"{result['device']}, {precision}{steps}): {speed}.")
-    spreads = {n: e["lofo_spread"] for n, e in result["estimators"].items() if e["lofo_spread"]}
-    if spreads:
-        lines.append("Spread factors fitted leaving the tested family out: " + "; ".join(
-            f"{n} " + ", ".join(f"{f} x{v:.2f}" for f, v in s.items())
-            for n, s in spreads.items()) + ".")
+    lofo = {n: e["lofo_calibration"] for n, e in result["estimators"].items()
+            if e.get("lofo_calibration")}
+    if lofo:
+        lines.append("Offset (dex) and spread factor fitted leaving the tested family out: "
+                     + "; ".join(f"{n} " + ", ".join(
+                         f"{f} {v['offset']:+.2f} x{v['spread']:.2f}" for f, v in c.items())
+                                 for n, c in lofo.items()) + ".")
     return "\n".join(lines)
 
 
@@ -288,5 +300,6 @@ def store_in_card(result: dict, name: str, stem) -> None:
     update_card(stem, metrics={
         "families": result["families"], "samples": result["samples"],
         "threads": result["threads"], "device": result["device"],
-        "regions_per_s": entry.get("regions_per_s"), "lofo_spread": entry["lofo_spread"],
+        "regions_per_s": entry.get("regions_per_s"),
+        "lofo_calibration": entry["lofo_calibration"],
         "values": {f: m["all"] for f, m in entry["metrics"].items()}})

@@ -350,6 +350,10 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
         "DATE": (_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
                  "UTC date of this file"),
     }
+    config = getattr(model, "config", None)
+    if hasattr(config, "offset"):  # a network whose samples are recalibrated by its card
+        cards["CALOFFS"] = (float(config.offset), "[dex] calibration offset added to samples")
+        cards["CALSPRD"] = (float(config.spread), "calibration factor on the sample spread")
     if command:
         cards["NHPCMD"] = (command, "command line")
     # What the input said about itself travels with the results.
@@ -361,7 +365,9 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
         f"load {cmap.name} ({cmap.species}; N_H = {'2 N(H2)' if cmap.species == 'H2' else 'N_H'})",
         f"regrid to {model.pixel_pc:.6f} pc pixels at {distance_pc:g} pc (reproject)",
         f"tile 128-px patches, stride {int(stride)}",
-        f"infer {int(samples)} samples per patch with {model.name}, seed {int(seed)}",
+        f"infer {int(samples)} samples per patch with {model.name}, seed {int(seed)}"
+        + (f", recalibrated {config.offset:+.3f} dex, spread x{config.spread:.2f} (model card)"
+           if hasattr(config, "offset") else ""),
         "summarise per pixel and stitch with a sin^2 window",
         f"write on the {output_grid} grid")] + _versions()
     return cards

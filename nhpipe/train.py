@@ -89,7 +89,7 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
     init : path, optional
         Stem of a trained network of the same kind (e.g. ``models/unet``) to start from
         instead of random weights: its config and normaliser are kept (the weights
-        predict in its units; the spread factor is reset to 1 for a new calibration),
+        predict in its units; spread and offset are reset for a new calibration),
         so ``config`` must be None. The card records where the run started and the
         training time of both.
 
@@ -334,8 +334,8 @@ def _trained_network(model_name, init, data):
             return f"beams of {r[0]:.3g}-{r[1]:.3g} px" if r else "a single beam"
         raise InputError(f"`init`: {stem} was trained on {say(have)}, {data} holds "
                          f"{say(need)}: train from scratch for other beams")
-    # The spread was calibrated for the old weights: the new ones are calibrated afresh.
-    model.config = replace(model.config, spread=1.0)
+    # The calibration was fitted for the old weights: the new ones are calibrated afresh.
+    model.config = replace(model.config, spread=1.0, offset=0.0)
     previous = card.get("training", {})
     started = {"stem": stem.name, "sha256": model.checksum,
                "data": previous.get("data"), "data_sha256": previous.get("data_sha256"),

@@ -85,20 +85,24 @@ def test_evaluate_recomputes(tiny_data, tmp_path):  # noqa: F811
     assert "| all |" in table and "unet" in table and "depth 3-10 pc" in table
 
 
-def test_leave_one_family_out_spread(tmp_path):
+def test_leave_one_family_out_calibration(tmp_path):
     from nhpipe.evaluate import Family, _leave_one_out
 
     rng = np.random.default_rng(0)
     families, draws = [], []
-    for name, width in (("a", 2.0), ("b", 2.0), ("c", 0.5)):
-        truth = rng.normal(size=(1, 10, 10))
+    for name, width, bias in (("a", 2.0, -0.3), ("b", 2.0, -0.3), ("c", 0.5, 0.4)):
+        truth = rng.normal(size=(1, 20, 20))
         families.append(Family(name, name, "val", truth, truth, np.ones(1), np.ones(1)))
-        # Samples 'width' times narrower than the truth's scatter about their mean (0).
-        draws.append(rng.normal(size=(200, 100)) / width)
-    factors = _leave_one_out(draws, families)
-    # a is calibrated on b and c only, never on itself.
-    assert factors["c"] == pytest.approx(2.0, rel=0.15)
-    assert 0.5 < factors["a"] < 2.0
+        # Samples 'width' times narrower than the truth's scatter about their mean,
+        # which is 'bias' dex off the truth's (0).
+        draws.append(bias + rng.normal(size=(200, 400)) / width)
+    fitted = _leave_one_out(draws, families)
+    # c is calibrated on a and b only, never on itself: their offset and spread.
+    assert fitted["c"]["spread"] == pytest.approx(2.0, rel=0.15)
+    assert fitted["c"]["offset"] == pytest.approx(0.3, abs=0.1)
+    # a on b and c: the mean of their biases, and a spread between theirs.
+    assert fitted["a"]["offset"] == pytest.approx(-0.05, abs=0.1)
+    assert 0.5 < fitted["a"]["spread"] < 2.0
 
 
 def test_fitted_powerlaw_card(tiny_data, tmp_path):  # noqa: F811

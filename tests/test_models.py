@@ -118,18 +118,23 @@ def test_unknown_network_name(tmp_path):
         load_model("unet", path=tmp_path / "unet")
 
 
-def test_scale_spread():
-    from nhpipe.models._common import scale_spread
+def test_recalibrate():
+    from nhpipe.models._common import recalibrate
 
     samples = torch.tensor([[1.0, 3.0], [2.0, 6.0]]).T[None]  # (1, S=2, 2)
-    scaled = scale_spread(samples, 2.0)
+    scaled = recalibrate(samples, 2.0)
     np.testing.assert_allclose(scaled.mean(dim=1), samples.mean(dim=1))
     np.testing.assert_allclose(scaled[0, :, 0], [0.0, 4.0])
-    assert torch.equal(scale_spread(samples[:, :1], 3.0), samples[:, :1])
+    np.testing.assert_allclose(recalibrate(samples, 2.0, 0.5)[0, :, 0], [0.5, 4.5])
+    assert torch.equal(recalibrate(samples[:, :1], 3.0), samples[:, :1])
+    np.testing.assert_allclose(recalibrate(samples[:, :1], 3.0, -0.25), samples[:, :1] - 0.25)
+    # (S, N) arrays of the evaluation, samples along axis 0
+    np.testing.assert_allclose(recalibrate(samples[0].numpy(), 2.0, 1.0, axis=0)[:, 1],
+                               [1.0, 9.0])
 
 
-def test_calibration_fixes_overconfidence(tiny_data):
-    from nhpipe.calibrate import fit_spread
+def test_calibration_fixes_overconfidence_and_bias(tiny_data):
+    from nhpipe.calibrate import fit_calibration
 
     model = build_network("unet", TINY["unet"], NORM).eval()
     log_nh, log_nm, _ = load_split(tiny_data, "val")
@@ -138,10 +143,19 @@ def test_calibration_fixes_overconfidence(tiny_data):
         x = torch.from_numpy(log_nh)[:, None]
         mean = model.sample(x, 64, torch.Generator().manual_seed(0)).mean(dim=1)[:, 0]
         draws = model.sample(x, 1, torch.Generator().manual_seed(1))[:, 0, 0]
-    truth = (mean + 3.0 * (draws - mean)).numpy()
-    factor, report = fit_spread(model, log_nh, truth, samples=32)
-    assert 2.5 < factor < 3.5
+    # and 0.3 dex higher than it says.
+    truth = (mean + 0.3 + 3.0 * (draws - mean)).numpy()
+    config, report = fit_calibration(model, log_nh, truth, samples=32)
+    assert 2.5 < config["spread"] < 3.5
+    assert abs(config["offset"] - 0.3) < 0.03
+    assert abs(report["mean_error_before_dex"] + config["offset"]) < 1e-9
     assert report["coverage_68_before"] < 0.4 and abs(report["coverage_68_after"] - 0.68) < 0.05
+    # Applied by the model itself (what `nhpipe run` draws), the mean error is gone.
+    from dataclasses import replace
+    model.config = replace(model.config, **config)
+    with torch.inference_mode():
+        recal = model.sample(x, 32, torch.Generator().manual_seed(2)).mean(dim=1)[:, 0]
+    assert abs(float((recal.numpy() - truth).mean())) < 0.03
 
 
 def test_weights_are_package_data():
@@ -255,8 +269,9 @@ def test_calibrate_card_is_what_load_model_applies(tiny_data, tmp_path):
     report = calibrate_card("unet", [tiny_data], stem=tmp_path / "unet", regions=2, samples=8,
                             device="cpu")
     card = read_card(tmp_path / "unet")
-    assert card["config"]["spread"] == report["spread"] == card["calibration"]["spread"]
-    assert load_model("unet", path=tmp_path / "unet").config.spread == report["spread"]
+    for key in ("spread", "offset"):
+        assert card["config"][key] == report[key] == card["calibration"][key]
+        assert getattr(load_model("unet", path=tmp_path / "unet").config, key) == report[key]
     # The CLI goes through the same function: a second fit starts from the stored spread.
     assert main(["calibrate", "--model", "unet", "--data", str(tiny_data), "--path",
                  str(tmp_path / "unet"), "--regions", "2", "--samples", "8",

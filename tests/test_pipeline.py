@@ -134,8 +134,11 @@ def test_shipped_networks_on_perseus(run_cli, tmp_path, model):
     hdul = open_checked(out)
     mean, data_in = hdul["MEAN"].data, fits.getdata(PERSEUS)
     assert np.array_equal(np.isfinite(mean), np.isfinite(data_in))
-    assert hdul["MEAN"].header["MODELSHA"] == \
-        __import__("json").loads((MODELS / f"{model}.json").read_text())["sha256"]
+    card = __import__("json").loads((MODELS / f"{model}.json").read_text())
+    assert hdul["MEAN"].header["MODELSHA"] == card["sha256"]
+    # The card's recalibration, applied to the samples, is written beside them.
+    assert hdul["MEAN"].header["CALOFFS"] == pytest.approx(card["config"]["offset"], abs=1e-12)
+    assert hdul["MEAN"].header["CALSPRD"] == pytest.approx(card["config"]["spread"], rel=1e-12)
     # Perseus B5 is a Gould Belt cloud: <n_H>_m of 10 to 1e5 cm-3.
     assert 1.0 < np.nanmin(mean) and np.nanmax(mean) < 5.5
     assert (hdul["STD"].data[np.isfinite(mean)] > 0).all()

@@ -99,11 +99,13 @@ def add_train(sub) -> None:
 
 def add_calibrate(sub) -> None:
     calibrate = sub.add_parser(
-        "calibrate", help="fit a network's sample spread on validation data (stored in its card)",
+        "calibrate",
+        help="fit a network's offset and sample spread on validation data (stored in its card)",
         description="Draw samples on the val regions of one or more data sets (repeat --data: "
-        "the training family and the validation families) and fit one factor on the spread "
-        "of the samples about their mean so that the 68% and 95% intervals hold 68% and "
-        "95% of the true pixels; the factor is stored in the model card.",
+        "the training family and the validation families), fit an offset (dex) that zeroes "
+        "the mean error there, then one factor on the spread of the samples about their "
+        "mean so that the 68% and 95% intervals hold 68% and 95% of the true pixels; both "
+        "are stored in the model card and applied to every sample the network draws.",
     )
     calibrate.add_argument("--model", required=True, choices=["unet", "cinn", "ddpm"])
     calibrate.add_argument("--data", required=True, action="append",
@@ -124,8 +126,8 @@ def add_evaluate(sub) -> None:
         "validation family, the test split of the training family), overall and per bin "
         "of density, line-of-sight depth, beam and contrast (scatter of log10 N_H in the "
         "region), next to the shipped power law and MDR (Zhao et al. 2025) on the same "
-        "pixels. With several data sets each network's "
-        "spread is recalibrated leaving the tested family out.",
+        "pixels. With several data sets each network's offset and "
+        "spread are recalibrated leaving the tested family out.",
         epilog="example:\n  nhpipe evaluate --model unet --model cinn --model ddpm --data "
         "data/fractal.h5 --data data/mhd.h5 --data data/clouds.h5 --samples 32 "
         "--max-regions 40 --out docs/evaluation",
@@ -177,7 +179,9 @@ def _cmd_calibrate(args, command: str) -> int:
 
     report = calibrate_card(args.model, args.data, stem=args.path, regions=args.regions,
                             samples=args.samples, device=args.device)
-    print(f"{args.model}: spread x{report['spread']:.2f}; val coverage 68 % "
+    print(f"{args.model}: offset {report['offset']:+.3f} dex (val mean error was "
+          f"{report['mean_error_before_dex']:+.3f}), spread x{report['spread']:.2f}; "
+          f"val coverage 68 % "
           f"{report['coverage_68_before']:.3f} -> {report['coverage_68_after']:.3f}, 95 % "
           f"{report['coverage_95_before']:.3f} -> {report['coverage_95_after']:.3f}")
     return 0

@@ -140,19 +140,18 @@ class Network(torch.nn.Module):
         """Samples of log10 <n_H>_m (cm-3): (B, 1, H, W) log10 N_H -> (B, S, 1, H, W).
 
         ``beam_px`` (a number or (B,) tensor, FWHM in model pixels) is needed by
-        beam-conditioned networks and ignored by the others. The deviations of the
-        samples from their per-pixel mean are scaled by ``config.spread``, the
-        recalibration factor fitted on validation data (:func:`nhpipe.calibrate.fit_spread`;
-        Kuleshov et al. 2018 recalibrate the same way); with one sample there is nothing
-        to scale. ``options`` go to :meth:`sample_normalised` (the diffusion model's
-        ``steps``).
+        beam-conditioned networks and ignored by the others. The samples are then
+        recalibrated (:func:`recalibrate`) with ``config.spread`` and ``config.offset``,
+        fitted on validation data (:func:`nhpipe.calibrate.fit_calibration`; Kuleshov et
+        al. 2018 recalibrate the same way); with one sample only the offset applies.
+        ``options`` go to :meth:`sample_normalised` (the diffusion model's ``steps``).
         """
         x = self.inputs(log_nh, beam_px)
         if x.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         r = self.sample_normalised(x, n_samples, generator, **options).float()
-        return self.normaliser.log_density(scale_spread(r, self.config.spread),
-                                           log_nh.unsqueeze(1))
+        return recalibrate(self.normaliser.log_density(r, log_nh.unsqueeze(1)),
+                           self.config.spread, self.config.offset)
 
     def card(self) -> dict:
         return {"name": self.name, "config": asdict(self.config),
@@ -164,18 +163,20 @@ def randn(shape, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor
     return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
-def scale_spread(samples, factor: float, axis: int = 1):
-    """Scale deviations from the per-pixel sample mean by ``factor``.
+def recalibrate(samples, spread: float = 1.0, offset: float = 0.0, axis: int = 1):
+    """Scale the deviations from the per-pixel sample mean by ``spread``, then add ``offset``.
 
     Parameters
     ----------
     samples : torch.Tensor or numpy.ndarray
-        Samples along ``axis``: (B, S, ...) in the models (axis 1), (S, N) in evaluation
-        (axis 0).
-    factor : float
-        Calibrated spread factor (the model card's ``spread``).
+        Samples of log10 <n_H>_m (cm-3) along ``axis``: (B, S, ...) in the models
+        (axis 1), (S, N) in evaluation (axis 0).
+    spread : float
+        Calibrated spread factor (the model card's ``spread``); ignored with one sample.
+    offset : float
+        Calibrated shift in dex (the model card's ``offset``).
     """
-    if factor == 1.0 or samples.shape[axis] < 2:
-        return samples
-    mean = samples.mean(axis=axis, keepdims=True)
-    return mean + factor * (samples - mean)
+    if spread != 1.0 and samples.shape[axis] > 1:
+        mean = samples.mean(axis=axis, keepdims=True)
+        samples = mean + spread * (samples - mean)
+    return samples + offset if offset else samples

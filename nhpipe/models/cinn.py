@@ -25,6 +25,7 @@ class CINNConfig:
     region_px: int = PATCH
     pixel_pc: float = CELL_PC
     spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
+    offset: float = 0.0       # dex added to the samples, fitted with the spread
     beam_range: list | None = None  # [min, max] beam FWHM (model px) conditioned on
 
 

@@ -24,6 +24,7 @@ class DDPMConfig:
     steps: int = 8            # DPM-Solver++ steps at inference
     pixel_pc: float = CELL_PC
     spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
+    offset: float = 0.0       # dex added to the samples, fitted with the spread
     beam_range: list | None = None  # [min, max] beam FWHM (model px) conditioned on
 
 

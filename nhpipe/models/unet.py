@@ -18,6 +18,7 @@ class UNetConfig:
     beta: float = 0.5         # beta-NLL exponent (Seitzer et al. 2022)
     pixel_pc: float = CELL_PC
     spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
+    offset: float = 0.0       # dex added to the samples, fitted with the spread
     beam_range: list | None = None  # [min, max] beam FWHM (model px) conditioned on
 
 
