@@ -26,7 +26,8 @@ from .calibrate import fit_recalibration
 from .data import TRAINING_FAMILY, load_meta, load_split, split_size
 from .errors import InputError
 from .inference import check_steps, resolve_precision, sample_batches
-from .metrics import BEAM_BINS, CONTRAST_BINS, DENSITY_BINS, DEPTH_BINS, binned_metrics
+from .metrics import (BEAM_BINS, CALIBRATION_TARGETS, CONTRAST_BINS, DENSITY_BINS, DEPTH_BINS,
+                      binned_metrics)
 from .models import load_model, resolve_device
 from .models._common import recalibrate
 from .grid import PIXEL_PC as CELL_PC
@@ -259,6 +260,7 @@ def markdown_table(result: dict) -> str:
     steps = f", ddpm {result['steps']} steps" if result.get("steps") else ""
     lines.append(f"Regions/s ({result['samples']} samples, {result['threads']} threads, "
                  f"{result['device']}, {precision}{steps}): {speed}.")
+    lines += ["", target_summary(result)]
     lofo = {n: e["lofo_calibration"] for n, e in result["estimators"].items()
             if e.get("lofo_calibration")}
     if lofo:
@@ -266,6 +268,45 @@ def markdown_table(result: dict) -> str:
                      + "; ".join(f"{n} " + ", ".join(
                          f"{f} {v['offset']:+.2f} x{v['spread']:.2f}" for f, v in c.items())
                                  for n, c in lofo.items()) + ".")
+    return "\n".join(lines)
+
+
+def target_summary(result: dict) -> str:
+    """Which calibration targets each network meets on the validation families.
+
+    Checked overall and in each bin of depth and beam (:data:`CALIBRATION_TARGETS`), a
+    markdown table with the count of bins met per quantity and every miss spelled out.
+    """
+    bins = ["all", *DEPTH_BINS, *BEAM_BINS]
+    names = {"mean_error_dex": "mean error", "coverage_68": "68 %", "coverage_95": "95 %"}
+    lines = ["#### Calibration targets on the validation families",
+             "", "Mean error within ±{:.2f} dex, 68 % coverage in {:.2f}–{:.2f}, 95 % in "
+             "{:.2f}–{:.2f}; checked on all pixels and in each bin of depth and beam.".format(
+                 CALIBRATION_TARGETS["mean_error_dex"][1], *CALIBRATION_TARGETS["coverage_68"],
+                 *CALIBRATION_TARGETS["coverage_95"]), "",
+             "| network | family | " + " | ".join(f"{v} met" for v in names.values())
+             + " | misses |", "|---" * (len(names) + 3) + "|"]
+    for name, entry in result["estimators"].items():
+        for family in (f for f in result["families"] if f["validation"]):
+            metrics = entry["metrics"][family["name"]]
+            checked = [b for b in bins if b in metrics and "coverage_68" in metrics[b]]
+            if not checked:
+                continue
+            met, misses = {k: 0 for k in names}, []
+            for b in checked:
+                bad = []
+                for key, (lo, hi) in CALIBRATION_TARGETS.items():
+                    if lo <= metrics[b][key] <= hi:
+                        met[key] += 1
+                    else:
+                        bad.append(f"{names[key]} {metrics[b][key]:+.3f}"
+                                   if key == "mean_error_dex" else
+                                   f"{names[key]} {metrics[b][key]:.3f}")
+                if bad:
+                    misses.append(f"{b}: " + ", ".join(bad))
+            lines.append(f"| {name} | {family['name']} | "
+                         + " | ".join(f"{met[k]} of {len(checked)}" for k in names)
+                         + " | " + ("; ".join(misses) or "none") + " |")
     return "\n".join(lines)
 
 

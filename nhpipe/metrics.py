@@ -19,6 +19,12 @@ DENSITY_BINS = {"diffuse (<200)": (-np.inf, np.log10(200.0)),
 DEPTH_BINS = {"depth <3 pc": (0.0, 3.0), "depth 3-10 pc": (3.0, 10.0),
               "depth >10 pc": (10.0, np.inf)}
 BEAM_BINS = {"beam <2 px": (0.0, 2.0), "beam 2-6 px": (2.0, 6.0), "beam >6 px": (6.0, np.inf)}
+#: What calibrated means, per bin of pixels: the mean error (dex) and the fractions of
+#: true values inside the 68 % and 95 % intervals must lie in these ranges (the targets of
+#: the honest-networks issue; :func:`nhpipe.evaluate.target_summary` checks them).
+CALIBRATION_TARGETS = {"mean_error_dex": (-0.05, 0.05), "coverage_68": (0.60, 0.76),
+                       "coverage_95": (0.90, 0.98)}
+
 #: Bins of a region's contrast: the standard deviation of its observed log10 N_H (dex).
 #: Smooth maps (< 0.1 dex) are 81 % of the ``mhd`` regions and a tenth of the training
 #: clouds', and a network can mistake smooth for deep (the README's accuracy section).

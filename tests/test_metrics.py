@@ -109,3 +109,23 @@ def test_fitted_powerlaw_card(tiny_data, tmp_path):  # noqa: F811
     card = train("powerlaw", tiny_data, tmp_path / "powerlaw")
     model = load_model("powerlaw", path=tmp_path / "powerlaw")
     assert model.config.b == card["config"]["b"] and 0.5 < model.config.b < 2.5
+
+
+def test_target_summary_counts_and_spells_out_misses():
+    from nhpipe.evaluate import target_summary
+
+    good = {"mean_error_dex": 0.01, "coverage_68": 0.70, "coverage_95": 0.95}
+    bad = {"mean_error_dex": -0.20, "coverage_68": 0.70, "coverage_95": 0.85}
+    result = {"families": [{"name": "fractal", "validation": True},
+                           {"name": "clouds", "validation": False}],
+              "estimators": {"unet": {"metrics": {
+                  "fractal": {"all": good, "depth <3 pc": bad},
+                  "clouds": {"all": bad}}},
+                  "mdr": {"metrics": {"fractal": {"all": {"mean_error_dex": 0.5}}}}}}
+    table = target_summary(result)
+    row = [line for line in table.splitlines() if line.startswith("| unet")]
+    # One row per validation family (the training family is not a target), none for an
+    # estimator without intervals.
+    assert len(row) == 1 and "| mdr" not in table
+    assert "| 1 of 2 | 2 of 2 | 1 of 2 |" in row[0]
+    assert "depth <3 pc: mean error -0.200, 95 % 0.850" in row[0]
