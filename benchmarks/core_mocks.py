@@ -119,13 +119,17 @@ def main():
         result["models"][model] = {"offset_dex": offset, "scatter_dex": scatter, **rows}
         if args.write_card:
             from nhpipe.cards import update_card
-            from nhpipe.models import models_dir
+            from nhpipe.models import load_model, models_dir
+            from nhpipe.models._common import calibration_of
 
             held = {p: rows[f"{p} in {other}"]["with_term"] for p in PROFILES}
             tested = "; ".join(f"{p}: 68 % interval holds {h['coverage_68']:.2f}, median "
                                f"{h['median_dex']:+.3f} dex" for p, h in held.items())
+            # The recalibration the maps were drawn with: the term holds for it only.
+            config = load_model(model).config
             update_card(models_dir() / model, core_term={
                 "offset_dex": offset, "scatter_dex": scatter,
+                "map_calibration": calibration_of(config),
                 "fitted_on": f"Plummer and sphere mock cores in {args.fit_on} clouds "
                              f"(nhpipe.sims.coremock, seeds {args.seeds}, A.3 L_d = 10 pc, "
                              f"{args.samples} samples)",

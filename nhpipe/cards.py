@@ -114,6 +114,14 @@ def _validate(card, path) -> None:
                              or not _finite_number(term.get("scatter_dex"))
                              or term["scatter_dex"] < 0):
         fail("'core_term' must hold finite offset_dex and scatter_dex >= 0")
+    fitted = (term or {}).get("map_calibration")
+    if fitted is not None and not (isinstance(fitted, dict)
+                                   and all(_finite_number(fitted.get(k))
+                                           for k in ("offset", "spread"))):
+        fail("'core_term.map_calibration' must hold a finite offset and spread")
+    if name in NETWORKS and card["config"].get("spread_edges") is not None \
+            and not card["config"].get("spread_factors"):
+        fail("config spread_edges given without spread_factors")
     if name == "powerlaw":
         config = card["config"]
         if not {"a", "b", "sigma"} <= set(config) <= {"a", "b", "sigma", "pixel_pc"} \
@@ -145,6 +153,14 @@ def _check_config(config: dict, config_cls, fail) -> None:
             ok = isinstance(value, int) and 0 < value <= CONFIG_LIMITS.get(key, 10_000)
         elif isinstance(default, float):
             ok = _finite_number(value) and (key in _SIGNED or value > 0)
+        elif key == "spread_edges":
+            ok = value is None or (isinstance(value, list) and len(value) <= 63
+                                   and all(map(_finite_number, value))
+                                   and all(a < b for a, b in zip(value, value[1:])))
+        elif key == "spread_factors":
+            ok = value is None or (isinstance(value, list) and 0 < len(value) <= 64
+                                   and all(_finite_number(v) and v > 0 for v in value)
+                                   and len(value) == len(config.get("spread_edges") or []) + 1)
         elif key == "beam_range":
             ok = value is None or (isinstance(value, list) and len(value) == 2
                                    and all(map(_finite_number, value)) and 0 < value[0] < value[1])

@@ -29,7 +29,7 @@ from .inference import check_steps, resolve_precision, sample_batches
 from .metrics import (BEAM_BINS, CALIBRATION_TARGETS, CONTRAST_BINS, DENSITY_BINS, DEPTH_BINS,
                       binned_metrics)
 from .models import load_model, resolve_device
-from .models._common import recalibrate
+from .models._common import RAW_CALIBRATION, calibration_of, recalibrate
 from .grid import PIXEL_PC as CELL_PC
 from .units import PC_CM
 
@@ -171,11 +171,10 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
     for name in names:
         model = load_model(name, device=torch_device, path=model_paths.get(name))
         config = getattr(model, "config", None)
-        card_calibration = {k: getattr(config, k) for k in ("spread", "offset")
-                            if hasattr(config, k)}
+        card_calibration = calibration_of(config) if hasattr(config, "offset") else {}
         calibrated = _calibrated(model, families)
         if calibrated:  # the raw network's draws, recalibrated on the other families below
-            model.config = replace(config, spread=1.0, offset=0.0)
+            model.config = replace(config, **RAW_CALIBRATION)
         sampling = {"precision": precision}
         if steps is not None and hasattr(getattr(model, "config", None), "steps"):
             check_steps(model, steps)
@@ -202,12 +201,11 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
 
 
 def _calibrated(model, families) -> bool:
-    return (hasattr(model, "config") and hasattr(model.config, "spread")
-            and len(families) > 1)
+    return hasattr(getattr(model, "config", None), "offset") and len(families) > 1
 
 
 def _leave_one_out(draws, families) -> dict:
-    """Per family, the offset (dex) and spread factor fitted on the draws of all the others.
+    """Per family, the recalibration fitted on the draws of all the others.
 
     ``draws`` are the raw network's (its card's calibration set aside): what is fitted
     here replaces the card's, fitted on all families including the tested one.
@@ -217,8 +215,7 @@ def _leave_one_out(draws, families) -> dict:
         others = [i for i in range(len(families)) if i != k]
         pooled = np.concatenate([draws[i] for i in others], axis=1)
         truth = np.concatenate([families[i].log_nm.reshape(-1) for i in others])
-        offset, spread, _, _ = fit_recalibration(pooled, truth)
-        fitted[family.name] = {"offset": offset, "spread": spread}
+        fitted[family.name] = fit_recalibration(pooled, truth)[0]
     return fitted
 
 
@@ -264,10 +261,12 @@ def markdown_table(result: dict) -> str:
     lofo = {n: e["lofo_calibration"] for n, e in result["estimators"].items()
             if e.get("lofo_calibration")}
     if lofo:
-        lines.append("Offset (dex) and spread factor fitted leaving the tested family out: "
+        lines.append("Offset (dex) and spread factors (by quarter of the samples' own "
+                     "spread, narrowest first) fitted leaving the tested family out: "
                      + "; ".join(f"{n} " + ", ".join(
-                         f"{f} {v['offset']:+.2f} x{v['spread']:.2f}" for f, v in c.items())
-                                 for n, c in lofo.items()) + ".")
+                         f"{f} {v['offset']:+.2f} x" + "/".join(
+                             f"{x:.2f}" for x in v.get("spread_factors") or [v["spread"]])
+                         for f, v in c.items()) for n, c in lofo.items()) + ".")
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from astropy.io import fits
 from tqdm.auto import tqdm
 
 from . import __version__
+from .calibrate import header_cards
 from .errors import InputError
 from .inference import check_steps, resolve_precision, sample_batches
 from .load import ColumnMap, NhpipeWarning, load_map
@@ -352,8 +353,7 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
     }
     config = getattr(model, "config", None)
     if hasattr(config, "offset"):  # a network whose samples are recalibrated by its card
-        cards["CALOFFS"] = (float(config.offset), "[dex] calibration offset added to samples")
-        cards["CALSPRD"] = (float(config.spread), "calibration factor on the sample spread")
+        cards.update(header_cards(config))
     if command:
         cards["NHPCMD"] = (command, "command line")
     # What the input said about itself travels with the results.
@@ -366,8 +366,10 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
         f"regrid to {model.pixel_pc:.6f} pc pixels at {distance_pc:g} pc (reproject)",
         f"tile 128-px patches, stride {int(stride)}",
         f"infer {int(samples)} samples per patch with {model.name}, seed {int(seed)}"
-        + (f", recalibrated {config.offset:+.3f} dex, spread x{config.spread:.2f} (model card)"
-           if hasattr(config, "offset") else ""),
+        + (f", recalibrated {config.offset:+.3f} dex, spread x{config.spread:.2f}"
+           + ("" if not config.spread_factors else " x " + "/".join(
+               f"{f:.2f}" for f in config.spread_factors) + " by the samples' spread")
+           + " (model card)" if hasattr(config, "offset") else ""),
         "summarise per pixel and stitch with a sin^2 window",
         f"write on the {output_grid} grid")] + _versions()
     return cards

@@ -22,7 +22,7 @@ from .data import RegionDataset, load_meta, load_recipe, load_split
 from .errors import InputError
 from .cards import read_card
 from .models import NETWORKS, build_network, load_model, resolve_device
-from .models._common import Normaliser, save_network
+from .models._common import RAW_CALIBRATION, Normaliser, save_network
 from ._write import sha256_file
 
 #: Networks trained with an exponential moving average of their weights (as the poster).
@@ -335,7 +335,7 @@ def _trained_network(model_name, init, data):
         raise InputError(f"`init`: {stem} was trained on {say(have)}, {data} holds "
                          f"{say(need)}: train from scratch for other beams")
     # The calibration was fitted for the old weights: the new ones are calibrated afresh.
-    model.config = replace(model.config, spread=1.0, offset=0.0)
+    model.config = replace(model.config, **RAW_CALIBRATION)
     previous = card.get("training", {})
     started = {"stem": stem.name, "sha256": model.checksum,
                "data": previous.get("data"), "data_sha256": previous.get("data_sha256"),

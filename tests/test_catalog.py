@@ -455,6 +455,22 @@ class TestModelTermFromCard:
         shift = np.log10(result["nc_med"] / off["nc_med"])
         np.testing.assert_allclose(shift, term["offset_dex"], atol=0.03)
 
+    def test_a_map_recalibrated_otherwise_gets_no_term(self, tmp_path):
+        from astropy.io import fits
+
+        from nhpipe.cards import read_card
+        from nhpipe.models import models_dir
+
+        fitted = read_card(models_dir() / "unet")["core_term"]["map_calibration"]
+        path = self._map(tmp_path, "unet")
+        assert fits.getheader(path)["CALOFFS"] == pytest.approx(fitted["offset"], abs=1e-9)
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].header["CALOFFS"] = fitted["offset"] - 0.1
+        with pytest.warns(UserWarning, match="fitted on maps recalibrated"):
+            result, _ = correct_catalog(_cores([85.5], [-1.0]), path,
+                                        CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
+        assert result.meta["model_offset_dex"] == 0.0
+
     def test_other_weights_get_no_term_and_a_warning(self, tmp_path):
         from astropy.io import fits
 

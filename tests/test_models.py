@@ -131,6 +131,14 @@ def test_recalibrate():
     # (S, N) arrays of the evaluation, samples along axis 0
     np.testing.assert_allclose(recalibrate(samples[0].numpy(), 2.0, 1.0, axis=0)[:, 1],
                                [1.0, 9.0])
+    # Factors by the samples' own spread: pixel 0 has std 1 (log10 0), pixel 1 std 2
+    # (log10 0.30); an edge at 0.1 dex puts them in bins 0 and 1.
+    binned = {"spread_edges": [0.1], "spread_factors": [3.0, 0.5]}
+    for array, axis in ((samples, 1), (samples[0].numpy(), 0)):
+        out = recalibrate(array, 2.0, 0.0, axis, **binned)
+        out = out[0] if axis == 1 else out
+        np.testing.assert_allclose(np.asarray(out)[:, 0], [2.0 - 6.0, 2.0 + 6.0])  # x 2 x 3
+        np.testing.assert_allclose(np.asarray(out)[:, 1], [4.0 - 2.0, 4.0 + 2.0])  # x 2 x 0.5
 
 
 def test_calibration_fixes_overconfidence_and_bias(tiny_data):
@@ -146,7 +154,11 @@ def test_calibration_fixes_overconfidence_and_bias(tiny_data):
     # and 0.3 dex higher than it says.
     truth = (mean + 0.3 + 3.0 * (draws - mean)).numpy()
     config, report = fit_calibration(model, log_nh, truth, samples=32)
-    assert 2.5 < config["spread"] < 3.5
+    assert config["spread"] == 1.0 and len(config["spread_factors"]) == 4
+    # About 3 in every bin; the narrowest bin a little more, as 32 samples' std scatters
+    # about the true one and the narrowest bin collects those that came out low.
+    assert all(2.5 < f < 4.2 for f in config["spread_factors"])
+    assert 2.8 < float(np.exp(np.mean(np.log(config["spread_factors"])))) < 3.4
     assert abs(config["offset"] - 0.3) < 0.03
     assert abs(report["mean_error_before_dex"] + config["offset"]) < 1e-9
     assert report["coverage_68_before"] < 0.4 and abs(report["coverage_68_after"] - 0.68) < 0.05
@@ -269,7 +281,7 @@ def test_calibrate_card_is_what_load_model_applies(tiny_data, tmp_path):
     report = calibrate_card("unet", [tiny_data], stem=tmp_path / "unet", regions=2, samples=8,
                             device="cpu")
     card = read_card(tmp_path / "unet")
-    for key in ("spread", "offset"):
+    for key in ("spread", "offset", "spread_edges", "spread_factors"):
         assert card["config"][key] == report[key] == card["calibration"][key]
         assert getattr(load_model("unet", path=tmp_path / "unet").config, key) == report[key]
     # The CLI goes through the same function: a second fit starts from the stored spread.

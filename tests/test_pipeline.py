@@ -139,6 +139,8 @@ def test_shipped_networks_on_perseus(run_cli, tmp_path, model):
     # The card's recalibration, applied to the samples, is written beside them.
     assert hdul["MEAN"].header["CALOFFS"] == pytest.approx(card["config"]["offset"], abs=1e-12)
     assert hdul["MEAN"].header["CALSPRD"] == pytest.approx(card["config"]["spread"], rel=1e-12)
+    from nhpipe.calibrate import from_header, same_calibration
+    assert same_calibration(from_header(hdul[0].header), card["config"])
     # Perseus B5 is a Gould Belt cloud: <n_H>_m of 10 to 1e5 cm-3.
     assert 1.0 < np.nanmin(mean) and np.nanmax(mean) < 5.5
     assert (hdul["STD"].data[np.isfinite(mean)] > 0).all()

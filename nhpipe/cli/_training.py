@@ -102,10 +102,12 @@ def add_calibrate(sub) -> None:
         "calibrate",
         help="fit a network's offset and sample spread on validation data (stored in its card)",
         description="Draw samples on the val regions of one or more data sets (repeat --data: "
-        "the training family and the validation families), fit an offset (dex) that zeroes "
-        "the mean error there, then one factor on the spread of the samples about their "
-        "mean so that the 68% and 95% intervals hold 68% and 95% of the true pixels; both "
-        "are stored in the model card and applied to every sample the network draws.",
+        "the training family and the validation families) with the raw network, fit an "
+        "offset (dex) that zeroes the mean error there, then factors on the spread of the "
+        "samples about their mean, one per quarter of the pixels ranked by that spread, so "
+        "that the 68% and 95% intervals hold 68% and 95% of the true pixels; all are stored "
+        "in the model card (replacing its calibration) and applied to every sample the "
+        "network draws.",
     )
     calibrate.add_argument("--model", required=True, choices=["unet", "cinn", "ddpm"])
     calibrate.add_argument("--data", required=True, action="append",
@@ -179,9 +181,10 @@ def _cmd_calibrate(args, command: str) -> int:
 
     report = calibrate_card(args.model, args.data, stem=args.path, regions=args.regions,
                             samples=args.samples, device=args.device)
-    print(f"{args.model}: offset {report['offset']:+.3f} dex (val mean error was "
-          f"{report['mean_error_before_dex']:+.3f}), spread x{report['spread']:.2f}; "
-          f"val coverage 68 % "
+    factors = "/".join(f"{f:.2f}" for f in report["spread_factors"])
+    print(f"{args.model}: offset {report['offset']:+.3f} dex (raw val mean error "
+          f"{report['mean_error_before_dex']:+.3f}), spread x{factors} by quarter of the "
+          f"samples' own spread (narrowest first); val coverage 68 % "
           f"{report['coverage_68_before']:.3f} -> {report['coverage_68_after']:.3f}, 95 % "
           f"{report['coverage_95_before']:.3f} -> {report['coverage_95_after']:.3f}")
     return 0

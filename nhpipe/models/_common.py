@@ -141,7 +141,7 @@ class Network(torch.nn.Module):
 
         ``beam_px`` (a number or (B,) tensor, FWHM in model pixels) is needed by
         beam-conditioned networks and ignored by the others. The samples are then
-        recalibrated (:func:`recalibrate`) with ``config.spread`` and ``config.offset``,
+        recalibrated (:func:`recalibrate`) with the config's offset and spread factors,
         fitted on validation data (:func:`nhpipe.calibrate.fit_calibration`; Kuleshov et
         al. 2018 recalibrate the same way); with one sample only the offset applies.
         ``options`` go to :meth:`sample_normalised` (the diffusion model's ``steps``).
@@ -151,7 +151,7 @@ class Network(torch.nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         r = self.sample_normalised(x, n_samples, generator, **options).float()
         return recalibrate(self.normaliser.log_density(r, log_nh.unsqueeze(1)),
-                           self.config.spread, self.config.offset)
+                           **calibration_of(self.config))
 
     def card(self) -> dict:
         return {"name": self.name, "config": asdict(self.config),
@@ -163,8 +163,18 @@ def randn(shape, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor
     return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
-def recalibrate(samples, spread: float = 1.0, offset: float = 0.0, axis: int = 1):
-    """Scale the deviations from the per-pixel sample mean by ``spread``, then add ``offset``.
+#: The config fields of a network's recalibration, and their values when there is none.
+RAW_CALIBRATION = {"offset": 0.0, "spread": 1.0, "spread_edges": None, "spread_factors": None}
+
+
+def calibration_of(config) -> dict:
+    """The recalibration fields of a network's config (:data:`RAW_CALIBRATION` keys)."""
+    return {k: getattr(config, k) for k in RAW_CALIBRATION}
+
+
+def recalibrate(samples, spread: float = 1.0, offset: float = 0.0, axis: int = 1,
+                spread_edges=None, spread_factors=None):
+    """Scale the deviations from the per-pixel sample mean, then add ``offset``.
 
     Parameters
     ----------
@@ -172,11 +182,31 @@ def recalibrate(samples, spread: float = 1.0, offset: float = 0.0, axis: int = 1
         Samples of log10 <n_H>_m (cm-3) along ``axis``: (B, S, ...) in the models
         (axis 1), (S, N) in evaluation (axis 0).
     spread : float
-        Calibrated spread factor (the model card's ``spread``); ignored with one sample.
+        Factor on the deviations (the model card's ``spread``); ignored with one sample.
     offset : float
-        Calibrated shift in dex (the model card's ``offset``).
+        Shift in dex (the model card's ``offset``).
+    spread_edges, spread_factors : list of float, optional
+        Factors that depend on the samples' own spread: a pixel whose sample standard
+        deviation has a log10 (dex) between ``spread_edges[k-1]`` and
+        ``spread_edges[k]`` has its deviations scaled by ``spread_factors[k]`` (times
+        ``spread``); ``len(spread_factors) == len(spread_edges) + 1``.
     """
-    if spread != 1.0 and samples.shape[axis] > 1:
-        mean = samples.mean(axis=axis, keepdims=True)
-        samples = mean + spread * (samples - mean)
+    if samples.shape[axis] > 1 and (spread != 1.0 or spread_factors):
+        mean = samples.mean(axis, keepdims=True)
+        factor = spread
+        if spread_factors:
+            factor = spread * _factor_by_spread(samples - mean, axis, spread_edges,
+                                                spread_factors)
+        samples = mean + factor * (samples - mean)
     return samples + offset if offset else samples
+
+
+def _factor_by_spread(dev, axis, edges, factors):
+    """Per pixel, the factor of the bin its sample standard deviation falls in."""
+    if isinstance(dev, torch.Tensor):
+        log_std = torch.log10(dev.square().mean(axis, keepdim=True).sqrt().clamp_min(1e-12))
+        index = torch.bucketize(log_std, torch.as_tensor(edges, dtype=log_std.dtype,
+                                                         device=log_std.device))
+        return torch.as_tensor(factors, dtype=dev.dtype, device=dev.device)[index]
+    log_std = np.log10(np.maximum(np.sqrt(np.mean(dev ** 2, axis=axis, keepdims=True)), 1e-12))
+    return np.asarray(factors, dtype=dev.dtype)[np.searchsorted(edges, log_std)]

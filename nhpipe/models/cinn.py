@@ -26,6 +26,8 @@ class CINNConfig:
     pixel_pc: float = CELL_PC
     spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
     offset: float = 0.0       # dex added to the samples, fitted with the spread
+    spread_edges: list | None = None    # log10 sample std (dex) bounding the bins of
+    spread_factors: list | None = None  # these factors on the spread (nhpipe calibrate)
     beam_range: list | None = None  # [min, max] beam FWHM (model px) conditioned on
 
 
