@@ -152,6 +152,17 @@ def from_header(header) -> dict:
             "spread_edges": edges or None, "spread_factors": factors or None}
 
 
+def describe(calibration: dict) -> str:
+    """One line for a recalibration: its offset and spread factors, or 'unrecorded'."""
+    if calibration.get("offset") is None:
+        return "unrecorded"
+    factors = calibration.get("spread_factors")
+    spread = "/".join(f"{f * calibration['spread']:.2f}" for f in factors or [1.0])
+    return (f"{calibration['offset']:+.3f} dex, spread x{spread}"
+            + (" by quarter of the samples' own spread" if factors and len(factors) == 4
+               else f" in {len(factors)} bins of the samples' spread" if factors else ""))
+
+
 def same_calibration(a: dict, b: dict, tol: float = 1e-6) -> bool:
     """Whether two recalibrations (dicts of :data:`RAW_CALIBRATION` keys) are the same."""
     def flat(c):

@@ -18,11 +18,12 @@ from astropy.io import fits
 from tqdm.auto import tqdm
 
 from . import __version__
-from .calibrate import header_cards
+from .calibrate import describe, header_cards
 from .errors import InputError
 from .inference import check_steps, resolve_precision, sample_batches
 from .load import ColumnMap, NhpipeWarning, load_map
 from .models import load_model, resolve_device
+from .models._common import calibration_of
 from .regrid import interpolate, model_grid, resample
 from .resources import check_memory
 from .summarise import PLANE_DOC, STATISTICS, summarise
@@ -366,10 +367,8 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
         f"regrid to {model.pixel_pc:.6f} pc pixels at {distance_pc:g} pc (reproject)",
         f"tile 128-px patches, stride {int(stride)}",
         f"infer {int(samples)} samples per patch with {model.name}, seed {int(seed)}"
-        + (f", recalibrated {config.offset:+.3f} dex, spread x{config.spread:.2f}"
-           + ("" if not config.spread_factors else " x " + "/".join(
-               f"{f:.2f}" for f in config.spread_factors) + " by the samples' spread")
-           + " (model card)" if hasattr(config, "offset") else ""),
+        + (f", recalibrated {describe(calibration_of(config))} (model card)"
+           if hasattr(config, "offset") else ""),
         "summarise per pixel and stitch with a sin^2 window",
         f"write on the {output_grid} grid")] + _versions()
     return cards

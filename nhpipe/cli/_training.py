@@ -177,14 +177,12 @@ def _cmd_train(args, command: str) -> int:
 
 
 def _cmd_calibrate(args, command: str) -> int:
-    from ..calibrate import calibrate_card
+    from ..calibrate import calibrate_card, describe
 
     report = calibrate_card(args.model, args.data, stem=args.path, regions=args.regions,
                             samples=args.samples, device=args.device)
-    factors = "/".join(f"{f:.2f}" for f in report["spread_factors"])
-    print(f"{args.model}: offset {report['offset']:+.3f} dex (raw val mean error "
-          f"{report['mean_error_before_dex']:+.3f}), spread x{factors} by quarter of the "
-          f"samples' own spread (narrowest first); val coverage 68 % "
+    print(f"{args.model}: recalibrated {describe(report)} (narrowest first); raw val mean "
+          f"error {report['mean_error_before_dex']:+.3f} dex; val coverage 68 % "
           f"{report['coverage_68_before']:.3f} -> {report['coverage_68_after']:.3f}, 95 % "
           f"{report['coverage_95_before']:.3f} -> {report['coverage_95_after']:.3f}")
     return 0

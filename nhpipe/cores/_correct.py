@@ -179,8 +179,8 @@ def _with_model_term(options: CorrectionOptions, nhpipe_file):
 
     A value left ``None`` comes from the ``core_term`` of the model card of the map's
     MODEL, provided the card is that of the weights that made the map (MODELSHA) and the
-    term was fitted on maps recalibrated as this one (CALOFFS, CALSPRD); otherwise it is
-    0 and a warning says why.
+    term was fitted on maps recalibrated as this one (CALOFFS, CALSPRD, CALSPRk,
+    CALEDGk); otherwise it is 0 and a warning says why.
     """
     from dataclasses import replace
 
@@ -223,17 +223,13 @@ def _card_term(nhpipe_file):
     # drawn with another (an older nhpipe, or a card recalibrated since) is not covered.
     fitted = term.get("map_calibration")
     if fitted is not None:
-        from ..calibrate import from_header, same_calibration
+        from ..calibrate import describe, from_header, same_calibration
 
         made = from_header(header)
         if not same_calibration(fitted, made):
-            def say(c):
-                return ("unrecorded" if c.get("offset") is None else
-                        f"{c['offset']:+.3f} dex" + "".join(
-                            f" x{f:.2f}" for f in c.get("spread_factors") or [c["spread"]]))
             return None, (f"the core_term of {name} was fitted on maps recalibrated "
-                          f"{say(fitted)}, this map's samples were {say(made)}: refit it "
-                          "(benchmarks/core_mocks.py --write-card) or remake the map")
+                          f"{describe(fitted)}, this map's samples were {describe(made)}: "
+                          "refit it (benchmarks/core_mocks.py --write-card) or remake the map")
     return term, f"card of {name}: {term.get('fitted_on', '')}"
 
 
