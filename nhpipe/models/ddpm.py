@@ -23,10 +23,11 @@ class DDPMConfig:
     train_timesteps: int = 1000
     steps: int = 8            # DPM-Solver++ steps at inference
     pixel_pc: float = CELL_PC
-    spread: float = 1.0       # sample-spread scale fitted on the val split (nhpipe calibrate)
-    offset: float = 0.0       # dex added to the samples, fitted with the spread
+    # Recalibration of the samples, fitted on validation data (nhpipe calibrate):
+    spread: float = 1.0       # factor on the samples' deviations from their mean
+    offset: float = 0.0       # dex added to every sample
     spread_edges: list | None = None    # log10 sample std (dex) bounding the bins of
-    spread_factors: list | None = None  # these factors on the spread (nhpipe calibrate)
+    spread_factors: list | None = None  # these further factors on the deviations
     beam_range: list | None = None  # [min, max] beam FWHM (model px) conditioned on
 
 
