@@ -26,7 +26,7 @@ import torch
 
 from .data import load_meta, load_split
 from .errors import InputError
-from .models._common import RAW_CALIBRATION, calibration_of
+from .models._common import RAW_CALIBRATION
 
 #: Candidate spread factors.
 GRID = np.round(np.arange(0.3, 12.001, 0.01), 3)
@@ -132,9 +132,9 @@ def fit_calibration(model, log_nh: np.ndarray, log_nm: np.ndarray, *, beam_px=No
         "coverage_68_after": after[0], "coverage_95_after": after[1]}
 
 
-def header_cards(config) -> dict:
-    """FITS cards that record a network's recalibration in an output's header."""
-    c = calibration_of(config)
+def header_cards(c: dict) -> dict:
+    """FITS cards that record a recalibration (``models._common.calibration_of`` of a
+    network's config) in an output's header; :func:`from_header` reads them back."""
     cards = {"CALOFFS": (float(c["offset"]), "[dex] calibration offset added to samples"),
              "CALSPRD": (float(c["spread"]), "calibration factor on the sample spread")}
     for k, factor in enumerate(c["spread_factors"] or [], start=1):

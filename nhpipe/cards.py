@@ -119,9 +119,11 @@ def _validate(card, path) -> None:
                                    and all(_finite_number(fitted.get(k))
                                            for k in ("offset", "spread"))):
         fail("'core_term.map_calibration' must hold a finite offset and spread")
-    if name in NETWORKS and card["config"].get("spread_edges") is not None \
-            and not card["config"].get("spread_factors"):
-        fail("config spread_edges given without spread_factors")
+    if name in NETWORKS:
+        edges, factors = (card["config"].get(k) for k in ("spread_edges", "spread_factors"))
+        if (edges is not None or factors is not None) \
+                and len(factors or []) != len(edges or []) + 1:
+            fail("config spread_factors must hold one more value than spread_edges")
     if name == "powerlaw":
         config = card["config"]
         if not {"a", "b", "sigma"} <= set(config) <= {"a", "b", "sigma", "pixel_pc"} \
@@ -159,8 +161,7 @@ def _check_config(config: dict, config_cls, fail) -> None:
                                    and all(a < b for a, b in zip(value, value[1:])))
         elif key == "spread_factors":
             ok = value is None or (isinstance(value, list) and 0 < len(value) <= 64
-                                   and all(_finite_number(v) and v > 0 for v in value)
-                                   and len(value) == len(config.get("spread_edges") or []) + 1)
+                                   and all(_finite_number(v) and v > 0 for v in value))
         elif key == "beam_range":
             ok = value is None or (isinstance(value, list) and len(value) == 2
                                    and all(map(_finite_number, value)) and 0 < value[0] < value[1])

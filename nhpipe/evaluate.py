@@ -171,8 +171,8 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
     for name in names:
         model = load_model(name, device=torch_device, path=model_paths.get(name))
         config = getattr(model, "config", None)
-        card_calibration = calibration_of(config) if hasattr(config, "offset") else {}
-        calibrated = _calibrated(model, families)
+        card_calibration = calibration_of(config)
+        calibrated = bool(card_calibration) and len(families) > 1
         if calibrated:  # the raw network's draws, recalibrated on the other families below
             model.config = replace(config, **RAW_CALIBRATION)
         sampling = {"precision": precision}
@@ -198,10 +198,6 @@ def evaluate(models, data, *, samples: int = 16, max_regions: int | None = None,
             "parameters": 0, "samples": 1, "lofo_calibration": {},
             "metrics": {f.name: _metrics(mdr_regions(f.log_nh), f) for f in families}}
     return result
-
-
-def _calibrated(model, families) -> bool:
-    return hasattr(getattr(model, "config", None), "offset") and len(families) > 1
 
 
 def _leave_one_out(draws, families) -> dict:

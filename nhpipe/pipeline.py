@@ -352,9 +352,9 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
         "DATE": (_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
                  "UTC date of this file"),
     }
-    config = getattr(model, "config", None)
-    if hasattr(config, "offset"):  # a network whose samples are recalibrated by its card
-        cards.update(header_cards(config))
+    calibration = calibration_of(getattr(model, "config", None))  # {} for a baseline
+    if calibration:
+        cards.update(header_cards(calibration))
     if command:
         cards["NHPCMD"] = (command, "command line")
     # What the input said about itself travels with the results.
@@ -367,8 +367,7 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
         f"regrid to {model.pixel_pc:.6f} pc pixels at {distance_pc:g} pc (reproject)",
         f"tile 128-px patches, stride {int(stride)}",
         f"infer {int(samples)} samples per patch with {model.name}, seed {int(seed)}"
-        + (f", recalibrated {describe(calibration_of(config))} (model card)"
-           if hasattr(config, "offset") else ""),
+        + (f", recalibrated {describe(calibration)} (model card)" if calibration else ""),
         "summarise per pixel and stitch with a sin^2 window",
         f"write on the {output_grid} grid")] + _versions()
     return cards

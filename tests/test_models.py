@@ -241,6 +241,9 @@ class TestCards:
         (lambda c: c.update(weights="../../etc/passwd"), "weights"),
         (lambda c: c["normaliser"].update(nh_std=0), "normaliser"),
         (lambda c: c.update(name="gpt"), "unknown model name"),
+        (lambda c: c["config"].update(spread_factors=[1.5]), "one more value than"),
+        (lambda c: c["config"].update(spread_edges=None), "one more value than"),
+        (lambda c: c["config"].update(spread_edges=[0.2, 0.1, 0.3]), "spread_edges="),
     ])
     def test_invalid_card_refused_before_building(self, copy, edit, match):
         # Re-checksummed, so only the schema can catch it.

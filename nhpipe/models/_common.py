@@ -168,7 +168,10 @@ RAW_CALIBRATION = {"offset": 0.0, "spread": 1.0, "spread_edges": None, "spread_f
 
 
 def calibration_of(config) -> dict:
-    """The recalibration fields of a network's config (:data:`RAW_CALIBRATION` keys)."""
+    """The recalibration fields of a network's config (:data:`RAW_CALIBRATION` keys); {}
+    for a model that has none (the analytic baselines)."""
+    if not hasattr(config, "offset"):
+        return {}
     return {k: getattr(config, k) for k in RAW_CALIBRATION}
 
 
@@ -193,11 +196,11 @@ def recalibrate(samples, spread: float = 1.0, offset: float = 0.0, axis: int = 1
     """
     if samples.shape[axis] > 1 and (spread != 1.0 or spread_factors):
         mean = samples.mean(axis, keepdims=True)
+        dev = samples - mean
         factor = spread
         if spread_factors:
-            factor = spread * _factor_by_spread(samples - mean, axis, spread_edges,
-                                                spread_factors)
-        samples = mean + factor * (samples - mean)
+            factor = spread * _factor_by_spread(dev, axis, spread_edges, spread_factors)
+        samples = mean + factor * dev
     return samples + offset if offset else samples
 
 
