@@ -58,7 +58,7 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
           lr: float = 2e-3, seed: int = 0, device: str = "auto", resume: bool = False,
           max_minutes: float | None = None, crop: int = 64, config: dict | None = None,
           checkpoint_minutes: float = 5.0, progress: bool = False,
-          overwrite: bool = False, init=None) -> dict:
+          overwrite: bool = False, init=None, keep_best: bool = False) -> dict:
     """Train a network and write ``OUT.safetensors``, ``OUT.json``, ``OUT.csv``, ``OUT.png``.
 
     Parameters
@@ -92,6 +92,11 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
         predict in its units; spread and offset are reset for a new calibration),
         so ``config`` must be None. The card records where the run started and the
         training time of both.
+    keep_best : bool
+        Ship the weights of the epoch with the lowest validation loss (on the data set's
+        own val split, never on another family), not the last ones: early stopping
+        without stopping, so a run that starts to learn its generator's particulars
+        after some epochs keeps the epoch before. The card records which epoch.
 
     Returns
     -------
@@ -122,7 +127,7 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
                                  log_nh, log_nm, seed)
     model = model.to(torch_device)
     run = _Run(model_name, model, lr, generator,
-               torch.Generator(device=torch_device).manual_seed(seed + 1))
+               torch.Generator(device=torch_device).manual_seed(seed + 1), keep_best)
     if resume:
         run.restore(ckpt_path, torch_device)
     steps_per_epoch = max(1, len(log_nh) // batch_size)
@@ -165,7 +170,9 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
             break
     bar.close()
     run.save(ckpt_path)
-    if run.ema is not None:
+    if run.best is not None:
+        model.load_state_dict(run.best["state"])
+    elif run.ema is not None:
         run.ema.copy_to(model)
     training = {"data": Path(data).name, "data_sha256": sha256_file(data),
                 "data_recipe": load_recipe(data), "seed": seed, "batch_size": batch_size,
@@ -210,12 +217,14 @@ class _Run:
     """The state of one training run: network, optimiser, EMA, random streams, progress;
     one optimiser step at a time, saved to and restored from a checkpoint."""
 
-    def __init__(self, model_name, model, lr, generator, noise_gen):
+    def __init__(self, model_name, model, lr, generator, noise_gen, keep_best=False):
         self.name, self.model, self.generator, self.noise_gen = model_name, model, generator, \
             noise_gen
         self.optimiser = torch.optim.Adam(model.parameters(), lr=lr)
         self.ema = EMA(model) if model_name in EMA_MODELS else None
         self.step, self.elapsed, self.rows = 0, 0.0, []
+        self.keep_best = keep_best
+        self.best = None  # {"step", "epoch", "val_loss", "state"} of the best epoch so far
 
     def identity(self) -> str:
         """Model name and config: a checkpoint resumes only the same network."""
@@ -247,6 +256,12 @@ class _Run:
         self.rows.append({"step": self.step, "epoch": round(self.step / steps_per_epoch, 3),
                           "train_loss": train_loss, "val_loss": val_loss,
                           "elapsed_s": round(self.elapsed, 1)})
+        if self.keep_best and (self.best is None or val_loss < self.best["val_loss"]):
+            # The weights the validation loss was measured with (the EMA's, if any).
+            state = self.ema.shadow if self.ema is not None else self.model.state_dict()
+            self.best = {"step": self.step, "epoch": self.rows[-1]["epoch"],
+                         "val_loss": val_loss,
+                         "state": {k: v.detach().cpu().clone() for k, v in state.items()}}
         return f"step {self.step}: train {train_loss:.4f} val {val_loss:.4f}"
 
     def record(self, steps_per_epoch: int, device) -> dict:
@@ -258,6 +273,9 @@ class _Run:
             "threads": torch.get_num_threads(),
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "final_val_loss": self.rows[-1]["val_loss"] if self.rows else None,
+            "kept": "last epoch" if self.best is None else
+            {"best_validation_epoch": self.best["epoch"], "step": self.best["step"],
+             "val_loss": self.best["val_loss"]},
         }
 
     def save(self, path: Path) -> None:
@@ -270,6 +288,8 @@ class _Run:
                    "elapsed": self.elapsed, "rows": json.dumps(self.rows)}
         if self.ema is not None:
             payload["ema"] = self.ema.shadow
+        if self.best is not None:
+            payload["best"] = self.best
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
@@ -288,6 +308,11 @@ class _Run:
         self.noise_gen.set_state(saved["noise_gen"])
         self.step, self.elapsed = int(saved["step"]), float(saved["elapsed"])
         self.rows = json.loads(saved["rows"])
+        if "best" in saved:
+            best = saved["best"]
+            self.best = {"step": int(best["step"]), "epoch": float(best["epoch"]),
+                         "val_loss": float(best["val_loss"]),
+                         "state": {k: v.cpu() for k, v in best["state"].items()}}
 
 
 def fit_powerlaw_card(data, out) -> dict:

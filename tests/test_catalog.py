@@ -1,3 +1,4 @@
+import astropy.units as u
 import numpy as np
 import pytest
 from astropy.table import Table
@@ -386,6 +387,29 @@ class TestModelErrorTerm:
             mean_density(np.asarray(cores["mass"]), np.asarray(cores["r_obs"]) * PC_CM))
 
 
+    def test_mock_cores_follow_the_hgbs_radius_convention(self):
+        """R_obs^2 = R_deconv^2 + HPBW^2 (18.2" at 400 pc), as in the HGBS catalogues."""
+        from nhpipe.sims.coremock import draw_cores
+
+        cores = draw_cores(200, np.random.default_rng(3))
+        hpbw_pc = 18.2 / 206264.806 * 400.0
+        np.testing.assert_allclose(np.asarray(cores["r_obs"]) ** 2
+                                   - np.asarray(cores["r_deconv"]) ** 2, hpbw_pc**2)
+        assert 0.02 < np.median(cores["r_deconv"]) < 0.04
+        assert 0.1 < np.median(cores["mass"]) < 0.4
+
+    def test_mock_catalogues_only_cores_that_stand_out(self):
+        """A core far below the cloud's fluctuations is in the map but not catalogued."""
+        from nhpipe.sims.coremock import draw_cores, make_mock
+
+        cores = draw_cores(2, np.random.default_rng(0), size_deg=0.1)
+        cores["mass"] = [20.0, 1e-4]
+        hdu, found = make_mock("sphere", seed=2, cores=cores, size_deg=0.1)
+        assert list(found["name"]) == [cores["name"][0]]
+        faint_in_map, everything = make_mock("sphere", seed=2, cores=cores, size_deg=0.1,
+                                             detect=False)
+        assert len(everything) == 2 and np.array_equal(faint_in_map.data, hdu.data)
+
     @pytest.mark.parametrize("profile", ["plummer", "sphere"])
     def test_mock_core_at_the_map_edge(self, profile):
         """A core whose profile runs off the map's far corner adds what falls inside."""
@@ -404,7 +428,8 @@ class TestModelErrorTerm:
     def test_mock_clouds_are_hgbs_maps_with_their_cores(self, cloud):
         from nhpipe.sims.coremock import make_mock
 
-        hdu, cores = make_mock("sphere", seed=1, n_cores=5, size_deg=0.1, cloud=cloud)
+        hdu, cores = make_mock("sphere", seed=1, n_cores=5, size_deg=0.1, cloud=cloud,
+                               detect=False)
         assert hdu.header["BUNIT"] == "cm-2" and hdu.header["BMAJ"] * 3600 == \
             pytest.approx(18.2)
         assert np.all(np.isfinite(hdu.data)) and np.median(hdu.data) > 0
@@ -414,6 +439,55 @@ class TestModelErrorTerm:
         assert not np.allclose(other.data, hdu.data)
         with pytest.raises(ValueError, match="cloud one of"):
             make_mock("sphere", cloud="mhd")
+
+
+class TestEnvelope:
+    """The envelope ratio: background-subtracted N_H in R-2R over that inside R."""
+
+    def _ratio(self, excess_out_to):
+        from astropy.coordinates import SkyCoord
+        from astropy.wcs import WCS
+
+        from nhpipe.cores import envelope_ratio
+
+        shape = (121, 121)
+        header = make_header(shape, pixel_arcsec=3.0)
+        y, x = np.mgrid[: shape[0], : shape[1]]
+        # A core of radius R = 10 pixels (30"): excess 1e22 out to `excess_out_to` R.
+        b = np.hypot(x - 60, y - 60) / 10.0
+        nh = 2e21 + 1e22 * (b <= excess_out_to)
+        wcs = WCS(header)
+        centre = SkyCoord(*wcs.wcs.crval, unit="deg")
+        return envelope_ratio(nh, np.zeros(shape, bool), centre, 30 * u.arcsec, wcs)
+
+    def test_sharp_edged_and_extended_cores(self):
+        assert self._ratio(1.0) == pytest.approx(0.0, abs=0.03)   # nothing beyond R
+        assert self._ratio(2.0) == pytest.approx(1.0, abs=0.03)   # flat out to 2R
+        assert self._ratio(1.5) == pytest.approx((1.5**2 - 1) / 3, abs=0.03)
+        assert np.isnan(self._ratio(-1.0))                         # no core above background
+
+    def test_envelope_column_of_correct_catalog(self, tmp_path):
+        from astropy.coordinates import SkyCoord
+        from astropy.wcs import WCS
+
+        # Two cores of R = 0.03 pc (5.2 pixels at 400 pc): a sharp-edged disc (ratio ~0)
+        # and one flat out to 2R (ratio ~1); a third on no excess (ratio NaN).
+        shape = (200, 200)
+        wcs = WCS(make_header(shape, pixel_arcsec=3.0))
+        ra, dec = [85.5, 85.5, 85.5], [-1.0, -1.03, -1.06]
+        x, y = wcs.world_to_pixel(SkyCoord(ra, dec, unit="deg"))
+        r_pix = 0.03 / 400 * 206264.806 / 3.0
+        yy, xx = np.mgrid[: shape[0], : shape[1]]
+        nh = np.full(shape, 2e21)
+        for i, reach in enumerate([1.0, 2.0]):
+            nh[np.hypot(xx - x[i], yy - y[i]) <= reach * r_pix] += 2e22
+        path = _nhpipe_file(tmp_path / "map.fits", shape=shape, nh=nh)
+        table, _ = correct_catalog(_cores(ra, dec), path,
+                                   CorrectionOptions(distance_pc=400.0, l_d_pc=10.0,
+                                                     model_offset_dex=0.0,
+                                                     model_scatter_dex=0.0))
+        envelope = np.asarray(table["envelope"])
+        assert envelope[0] < 0.1 and envelope[1] > 0.9 and np.isnan(envelope[2])
 
 
 class TestModelTermFromCard:

@@ -111,6 +111,34 @@ def test_resume_continues(tiny_data, tmp_path):
     assert card["training"]["steps"] == 2 * first
 
 
+def test_keep_best_ships_the_best_validation_epoch(tiny_data, tmp_path):
+    """--keep-best ships the weights of the epoch with the lowest validation loss (their
+    loss, recomputed from the shipped file, is that epoch's), also across a resume."""
+    import csv
+
+    from nhpipe.train import _validation_loss, _validation_split
+
+    out = tmp_path / "unet"
+    options = dict(batch_size=4, seed=0, device="cpu", crop=32, config=TINY["unet"],
+                   lr=3e-2, keep_best=True)
+    train("unet", tiny_data, out, epochs=3, **options)
+    card = train("unet", tiny_data, out, epochs=6, resume=True, **options)
+    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    losses = [float(r["val_loss"]) for r in rows]
+    kept = card["training"]["kept"]
+    # Here the best epoch is the first run's last (3 of 6): kept through the resume.
+    assert int(np.argmin(losses)) < len(losses) - 1
+    assert len(rows) == 6 and kept["val_loss"] == pytest.approx(min(losses))
+    assert kept["best_validation_epoch"] == \
+        pytest.approx(float(rows[int(np.argmin(losses))]["epoch"]))
+    shipped = load_model("unet", path=out)
+    again = _validation_loss(shipped, None, _validation_split(tiny_data), torch.device("cpu"), 0)
+    assert again == pytest.approx(kept["val_loss"], rel=1e-4)
+    plain = train("unet", tiny_data, tmp_path / "last", epochs=1, **{**options,
+                                                                    "keep_best": False})
+    assert plain["training"]["kept"] == "last epoch"
+
+
 def test_unknown_network_name(tmp_path):
     with pytest.raises(InputError, match="unknown model"):
         load_model("resnet")

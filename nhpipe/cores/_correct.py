@@ -39,11 +39,12 @@ class CorrectionOptions:
 
     What the priors leave out (core shape and profile, the beam, the network's own error
     on cores) is the empirical model-error term: every draw of log10 n_c is moved by
-    ``model_offset_dex`` and scattered by a normal of ``model_scatter_dex`` dex. Both are
-    fitted on mock cores of one profile family and tested on the other
-    (``benchmarks/core_mocks.py``; README, "Core densities on mocks"), for each network,
-    and stored in its model card (``core_term``); ``None`` (the default) takes them from
-    the card of the model that made the map, when the map's MODELSHA is that card's.
+    ``model_offset_dex`` and scattered by a normal of ``model_scatter_dex`` dex. The term
+    is fitted on mock cores (Plummer-like and uniform spheres) in one cloud family and
+    tested in another (``benchmarks/core_mocks.py``; README, "Core densities on mocks"),
+    for each network, and stored in its model card (``core_term``); ``None`` (the
+    default) takes it from the card of the model that made the map, when the map's
+    MODELSHA is that card's.
     """
 
     distance_pc: float
@@ -72,9 +73,10 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
     ``nc_lo68``/``nc_hi68``/``nc_lo95``/``nc_hi95`` (corrected density of H nuclei),
     ``nc_h2_med`` (the same for H2, comparable with HGBS), ``n_cat_h`` (catalogued
     density of H nuclei), ``log_ratio`` = log10(nc_med / n_cat_h), ``mass_new`` (from
-    nc_med), ``valid_frac``, ``status`` (ok, inconsistent, outside, masked, filtered),
-    ``reason`` (a :mod:`nhpipe.correction` code, -1 when not computed) and
-    ``frac_consistent`` (fraction of Monte-Carlo draws with a solution), ``invalid_reason``.
+    nc_med), ``envelope`` (:func:`~nhpipe.cores.envelope_ratio`), ``valid_frac``,
+    ``status`` (ok, inconsistent, outside, masked, filtered), ``reason`` (a
+    :mod:`nhpipe.correction` code, -1 when not computed), ``frac_consistent`` (fraction
+    of Monte-Carlo draws with a solution) and ``invalid_reason``.
 
     Returns
     -------
@@ -106,7 +108,8 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
                            frame="icrs") if n else coords
     stats = measure_apertures(nhpipe_file, safe_coords, np.where(usable, radius_pc, np.nan),
                               distance_pc=options.distance_pc) \
-        if n else MapStats(np.zeros(0), np.zeros((5, 0)), np.zeros(0), np.zeros(0, bool))
+        if n else MapStats(np.zeros(0), np.zeros((5, 0)), np.zeros(0), np.zeros(0, bool),
+                           np.zeros(0))
 
     status = np.full(n, "ok", dtype="U12")
     status[stats.valid_fraction < 0.5] = "masked"
@@ -154,6 +157,8 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
     with np.errstate(invalid="ignore", divide="ignore"):
         add("log_ratio", np.log10(pct[0] / n_cat_h), u.dex, "log10(nc_med / n_cat_h)")
     add("mass_new", mass_new, u.M_sun, "1.4 m_H nc_med (4/3) pi R^3")
+    add("envelope", np.where(measured, stats.envelope, np.nan), None,
+        "envelope ratio: background-subtracted mean N_H in R-2R over that inside R")
     add("valid_frac", stats.valid_fraction, None, "fraction of valid aperture pixels")
     add("frac_consistent", np.where(measured, consistent, np.nan), None,
         "fraction of Monte-Carlo draws with a solution")

@@ -21,9 +21,10 @@ another:
   (:mod:`nhpipe.sims.fractal`, Elmegreen 1997), as deep.
 
 Both profiles hold the catalogued mass inside R_obs (plummer) or in all (sphere), so the
-true mean density inside R_obs is known exactly. Cores come from a catalogue (positions, radii and
-masses of real cores, e.g. Konyves et al. 2020) or are drawn (:func:`draw_cores`) with
-HGBS-like radii and masses.
+true mean density inside R_obs is known exactly. Every core is added to the map; the
+catalogue holds those an extraction would find (:func:`detected`). Cores come from a
+catalogue (positions, radii and masses of real cores, e.g. Konyves et al. 2020) or are
+drawn (:func:`draw_cores`) with HGBS-like radii and masses.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ PROFILES = ("plummer", "sphere")
 CLOUDS = ("turbulent", "fractal")
 #: Observation of the mocks: HGBS high-resolution maps of a cloud at 400 pc.
 DISTANCE_PC, PIXEL_ARCSEC, BEAM_ARCSEC = 400.0, 3.0, 18.2
+#: A core is catalogued when its peak stands DETECTION_SNR times above the cloud's column
+#: fluctuations on CORE_SCALE_PC (pc) (:func:`detected`).
+DETECTION_SNR, CORE_SCALE_PC = 5.0, 0.1
 
 
 def sphere_column(b_cm, *, n, r_cm):
@@ -49,18 +53,24 @@ def sphere_column(b_cm, *, n, r_cm):
 
 def draw_cores(n: int, rng: np.random.Generator, *, centre=(85.5, -1.0),
                size_deg: float = 0.5) -> Table:
-    """``n`` HGBS-like cores in a ``size_deg`` field: deconvolved radii log-uniform in
-    0.01-0.05 pc, observed radii the deconvolved ones combined with the beam's half width
-    in quadrature, masses log-normal about 0.8 Msun (0.4 dex)."""
-    half_beam_pc = BEAM_ARCSEC / 2 / ARCSEC_PER_RAD * DISTANCE_PC
-    r_deconv = 10 ** rng.uniform(np.log10(0.01), np.log10(0.05), n)
+    """``n`` HGBS-like cores in a ``size_deg`` field.
+
+    Radii and masses follow the Orion B catalogue of Konyves et al. (2020): deconvolved
+    radii log-normal about 0.03 pc (0.15 dex, kept within 0.01-0.1 pc), masses log-normal
+    about 0.2 Msun (0.7 dex; its 16/50/84 % are 0.04/0.17/1.2 Msun, radii 0.023/0.030/
+    0.046 pc). Observed radii follow the HGBS convention, the deconvolved one and the
+    beam's full width at half maximum combined in quadrature (R_obs^2 = R_deconv^2 +
+    HPBW^2, as the catalogue's own columns satisfy).
+    """
+    hpbw_pc = BEAM_ARCSEC / ARCSEC_PER_RAD * DISTANCE_PC
+    r_deconv = np.clip(10 ** rng.normal(np.log10(0.03), 0.15, n), 0.01, 0.1)
     margin = 0.05 * size_deg
     dec = centre[1] + rng.uniform(-0.5, 0.5, n) * (size_deg - 2 * margin)
     ra = centre[0] + rng.uniform(-0.5, 0.5, n) * (size_deg - 2 * margin) / np.cos(
         np.radians(centre[1]))
     table = Table({"name": [f"mock{i:04d}" for i in range(n)], "ra": ra, "dec": dec,
-                   "r_obs": np.hypot(r_deconv, half_beam_pc), "r_deconv": r_deconv,
-                   "mass": 10 ** rng.normal(np.log10(0.8), 0.4, n),
+                   "r_obs": np.hypot(r_deconv, hpbw_pc), "r_deconv": r_deconv,
+                   "mass": 10 ** rng.normal(np.log10(0.2), 0.7, n),
                    "core_type": np.full(n, 2), "alpha_be": np.full(n, 1.0),
                    "comment": [""] * n})
     table["r_obs"].unit = table["r_deconv"].unit = "pc"
@@ -98,6 +108,46 @@ def add_cores(nh: np.ndarray, wcs, cores: Table, profile: str) -> np.ndarray:
     return inside
 
 
+def detected(cloud: np.ndarray, with_cores: np.ndarray, wcs, cores: Table, *,
+             threshold: float = DETECTION_SNR) -> np.ndarray:
+    """Which cores an extraction would find: those whose own peak column, seen through the
+    beam, is at least ``threshold`` times the local fluctuation of the cloud's column on
+    core scales.
+
+    HGBS catalogues a core only when its column density peak stands out at >= 5 sigma
+    of the local background fluctuations (Konyves et al. 2015, A&A 584, A91, Sect. 4.5);
+    here sigma is the local rms of the cloud's column (without cores, seen through the
+    beam) minus its smoothing on :data:`CORE_SCALE_PC`, over that scale too. A core in a
+    bright, structured cloud must be brighter to be catalogued, as on the sky.
+
+    Parameters
+    ----------
+    cloud, with_cores : ndarray, shape (ny, nx)
+        N_H (cm-2) of the cloud alone and with the cores added, on the mock's pixels.
+    wcs : astropy.wcs.WCS
+    cores : Table
+        The cores (ra, dec in degrees).
+
+    Returns
+    -------
+    ndarray of bool, shape (len(cores),)
+    """
+    from astropy.coordinates import SkyCoord
+    from scipy import ndimage
+
+    pixel_pc = PIXEL_ARCSEC / ARCSEC_PER_RAD * DISTANCE_PC
+    beam = BEAM_ARCSEC / PIXEL_ARCSEC / np.sqrt(8 * np.log(2))
+    scale = CORE_SCALE_PC / pixel_pc
+    seen = ndimage.gaussian_filter(cloud, beam)
+    fluctuation = seen - ndimage.gaussian_filter(seen, scale)
+    sigma = np.sqrt(ndimage.gaussian_filter(fluctuation**2, scale))
+    peaks = ndimage.gaussian_filter(with_cores - cloud, beam)
+    x, y = wcs.world_to_pixel(SkyCoord(cores["ra"], cores["dec"], unit="deg"))
+    iy = np.clip(np.round(y).astype(int), 0, cloud.shape[0] - 1)
+    ix = np.clip(np.round(x).astype(int), 0, cloud.shape[1] - 1)
+    return peaks[iy, ix] >= threshold * sigma[iy, ix]
+
+
 def true_density(cores: Table) -> np.ndarray:
     """True mean n_H (cm-3) inside each core's observed radius: both profiles hold the
     whole catalogued mass there (the Plummer core by construction, the sphere because
@@ -107,7 +157,8 @@ def true_density(cores: Table) -> np.ndarray:
 
 
 def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_cores: int = 300,
-              size_deg: float = 0.5, centre=(85.5, -1.0), cloud: str = "turbulent"):
+              size_deg: float = 0.5, centre=(85.5, -1.0), cloud: str = "turbulent",
+              detect: bool = True):
     """A mock HGBS-like N(H2) map with cores of one profile family, and its catalogue.
 
     Parameters
@@ -122,13 +173,16 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
         default ``n_cores`` drawn by :func:`draw_cores`.
     size_deg : float
         Side of the map, in degrees (0.5 deg is 3.5 pc at 400 pc, 600 x 600 pixels).
+    detect : bool
+        Catalogue only the cores an extraction would find (:func:`detected`); all of them
+        are in the map either way.
 
     Returns
     -------
     hdu : astropy.io.fits.PrimaryHDU
         N(H2) in cm-2 with a TAN WCS and the beam in BMAJ/BMIN.
     catalogue : astropy.table.Table
-        The cores inside the map, in the HGBS layout, with ``n_h2_ave_obs`` (the true
+        The cores inside the map (and detected), in the HGBS layout, with ``n_h2_ave_obs`` (the true
         density as n(H2), 1e4 cm-3, as HGBS gives it) and ``n_true_h`` (cm-3).
     """
     from .observe import herschel_like_hdu, tan_wcs, upsample
@@ -143,7 +197,11 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
     nh, _ = project(_cloud_cube(cloud, rng, cells), axis=0, cell_pc=PIXEL_PC)
     nh = upsample(nh, cell_pc=PIXEL_PC, pixel_pc=PIXEL_ARCSEC / ARCSEC_PER_RAD * DISTANCE_PC)
     wcs = tan_wcs(nh.shape, pixel_arcsec=PIXEL_ARCSEC, centre=centre)
+    cloud_only = nh.copy()
     inside = add_cores(nh, wcs, cores, profile)
+    # Every core is in the map; only those an extraction would find are catalogued.
+    if detect:
+        inside[inside] = detected(cloud_only, nh, wcs, cores[inside])
     hdu = herschel_like_hdu(nh, distance_pc=DISTANCE_PC, pixel_arcsec=PIXEL_ARCSEC,
                             beam_arcsec=BEAM_ARCSEC, centre=centre, rng=rng)
     catalogue = Table(cores[inside], copy=True)
