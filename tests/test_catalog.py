@@ -442,13 +442,14 @@ class TestModelErrorTerm:
 
 
 class TestEnvelope:
-    """The envelope ratio: background-subtracted N_H in R-2R over that inside R."""
+    """A core's contrast (over its background) and envelope ratio (background-subtracted
+    N_H in R-2R over that inside R)."""
 
     def _ratio(self, excess_out_to):
         from astropy.coordinates import SkyCoord
         from astropy.wcs import WCS
 
-        from nhpipe.cores import envelope_ratio
+        from nhpipe.cores import core_profile
 
         shape = (121, 121)
         header = make_header(shape, pixel_arcsec=3.0)
@@ -458,15 +459,18 @@ class TestEnvelope:
         nh = 2e21 + 1e22 * (b <= excess_out_to)
         wcs = WCS(header)
         centre = SkyCoord(*wcs.wcs.crval, unit="deg")
-        return envelope_ratio(nh, np.zeros(shape, bool), centre, 30 * u.arcsec, wcs)
+        return core_profile(nh, np.zeros(shape, bool), centre, 30 * u.arcsec, wcs)
 
     def test_sharp_edged_and_extended_cores(self):
-        assert self._ratio(1.0) == pytest.approx(0.0, abs=0.03)   # nothing beyond R
-        assert self._ratio(2.0) == pytest.approx(1.0, abs=0.03)   # flat out to 2R
-        assert self._ratio(1.5) == pytest.approx((1.5**2 - 1) / 3, abs=0.03)
-        assert np.isnan(self._ratio(-1.0))                         # no core above background
+        # Excess 1e22 over a 2e21 background: contrast 5 wherever the excess fills R (to
+        # the pixelisation of a disc 10 pixels wide).
+        for reach, envelope in ((1.0, 0.0), (2.0, 1.0), (1.5, (1.5**2 - 1) / 3)):
+            contrast, ratio = self._ratio(reach)
+            assert contrast == pytest.approx(5.0, rel=0.03)
+            assert ratio == pytest.approx(envelope, abs=0.03)
+        assert np.isnan(self._ratio(-1.0)).all()                    # no core above background
 
-    def test_envelope_column_of_correct_catalog(self, tmp_path):
+    def test_columns_of_correct_catalog(self, tmp_path):
         from astropy.coordinates import SkyCoord
         from astropy.wcs import WCS
 
@@ -488,6 +492,10 @@ class TestEnvelope:
                                                      model_scatter_dex=0.0))
         envelope = np.asarray(table["envelope"])
         assert envelope[0] < 0.1 and envelope[1] > 0.9 and np.isnan(envelope[2])
+        # 2e22 over 2e21 inside R for both (the flat core's background annulus is clean)
+        np.testing.assert_allclose(table["contrast"][:2], 10.0, rtol=0.05)
+        assert np.isnan(table["contrast"][2])
+        assert list(table["low_contrast"]) == [False, False, True]
 
 
 class TestModelTermFromCard:
@@ -561,3 +569,15 @@ class TestModelTermFromCard:
             result, _ = correct_catalog(cores, baseline,
                                         CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
         assert result.meta["model_offset_dex"] == 0.0
+
+
+def test_catalog_summary_counts_low_contrast_cores():
+    from nhpipe.cli._maps import _catalog_summary
+
+    table = Table({"status": ["ok", "ok", "inconsistent"], "low_contrast": [True, False, True],
+                   "log_ratio": [0.1, 0.3, np.nan]})
+    text = _catalog_summary(table)
+    assert text.startswith("3 cores: 1 inconsistent, 2 ok")
+    assert "\n1 ok cores have low contrast" in text and "median +0.200" in text
+    table["low_contrast"] = False
+    assert "low contrast" not in _catalog_summary(table)

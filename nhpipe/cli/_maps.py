@@ -213,6 +213,12 @@ def _catalog_summary(result) -> str:
 
     status, counts = np.unique(np.asarray(result["status"]), return_counts=True)
     text = f"{len(result)} cores: " + ", ".join(f"{c} {s}" for s, c in zip(status, counts))
+    faint = int(np.sum(np.asarray(result["low_contrast"])
+                       & (np.asarray(result["status"]) == "ok")))
+    if faint:
+        text += (f"\n{faint} ok cores have low contrast over their background (column "
+                 "low_contrast): mock cores like them read about 0.3 dex too dense (README, "
+                 "\"Core densities on mocks\")")
     ratio = np.asarray(result["log_ratio"], float)
     ratio = ratio[np.isfinite(ratio)]
     if ratio.size:

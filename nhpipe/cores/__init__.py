@@ -6,21 +6,21 @@ Radii and positions are kept; densities are replaced by the corrected ones.
 
 - :mod:`._read`: :func:`read_catalog` (HGBS archive text, CDS, FITS, VOTable, ECSV), the
   :class:`CatalogueColumns` map, positions, radii, row validation;
-- :mod:`._apertures`: :func:`measure_apertures` (photutils), the cores' envelope ratio
-  and quantile draws;
+- :mod:`._apertures`: :func:`measure_apertures` (photutils), the cores' contrast and
+  envelope ratio, and quantile draws;
 - :mod:`._correct`: :class:`CorrectionOptions` and :func:`correct_catalog`, which returns
   the table and the Monte-Carlo draws;
 - :mod:`._report`: :func:`write_outputs` (ECSV, FITS, DS9 regions, Fig. 10, CMF).
 """
 
-from ._apertures import MapStats, draw_from_quantiles, envelope_ratio, measure_apertures
-from ._correct import CorrectionOptions, correct_catalog
+from ._apertures import MapStats, core_profile, draw_from_quantiles, measure_apertures
+from ._correct import LOW_CONTRAST, CorrectionOptions, correct_catalog
 from ._read import CatalogueColumns, check_columns, column_map, core_coordinates, \
     core_mass_msun, core_radius_pc, read_catalog, read_hgbs, validate_rows
 from ._report import STATUS_COLORS, write_outputs
 
-__all__ = ["CatalogueColumns", "CorrectionOptions", "MapStats",
+__all__ = ["CatalogueColumns", "CorrectionOptions", "LOW_CONTRAST", "MapStats",
            "STATUS_COLORS", "check_columns", "column_map", "core_coordinates",
-           "core_mass_msun", "core_radius_pc", "correct_catalog", "draw_from_quantiles",
-           "envelope_ratio", "measure_apertures", "read_catalog", "read_hgbs",
+           "core_mass_msun", "core_profile", "core_radius_pc", "correct_catalog",
+           "draw_from_quantiles", "measure_apertures", "read_catalog", "read_hgbs",
            "validate_rows", "write_outputs"]

@@ -27,7 +27,8 @@ class MapStats:
     log_nm_quantiles: np.ndarray  # (5, N) mean log10 <n>_m quantiles (Q02_5 ... Q97_5)
     valid_fraction: np.ndarray    # fraction of aperture pixels with valid data
     in_map: np.ndarray            # the aperture overlaps the map
-    envelope: np.ndarray          # envelope ratio (:func:`envelope_ratio`), NaN if undefined
+    contrast: np.ndarray          # core over background N_H (:func:`core_profile`), or NaN
+    envelope: np.ndarray          # envelope ratio (:func:`core_profile`), or NaN
 
 
 def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: float) -> MapStats:
@@ -37,7 +38,8 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
     angle with ``distance_pc``); photutils sums the pixels whose centres fall inside.
     log10 <n>_m quantiles are averaged in log space; N_H linearly (it is additive).
     A core outside the map gets in_map False, valid_fraction 0 and NaN values.
-    The envelope ratio of each core is measured on the NH plane (:func:`envelope_ratio`).
+    Each core's contrast and envelope ratio are measured on the NH plane
+    (:func:`core_profile`).
     """
     from photutils.aperture import ApertureStats, SkyCircularAperture
 
@@ -57,7 +59,7 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
     quant = np.full((len(_QUANTILE_HDUS), n), np.nan)
     valid = np.zeros(n)
     in_map = np.zeros(n, dtype=bool)
-    envelope = np.full(n, np.nan)
+    contrast, envelope = np.full(n, np.nan), np.full(n, np.nan)
     ny, nx = blank.shape
     xs, ys = wcs.world_to_pixel(coords)
     for i in range(n):
@@ -77,20 +79,23 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
             stats = {k: ApertureStats(m, aperture, mask=blank) for k, m in maps.items()}
             nh[i] = stats["NH"].mean
             quant[:, i] = [stats[k].mean for k in _QUANTILE_HDUS]
-            envelope[i] = envelope_ratio(maps["NH"], blank, coords[i], r * u.arcsec, wcs)
-    return MapStats(nh, quant, valid, in_map, envelope)
+            contrast[i], envelope[i] = core_profile(maps["NH"], blank, coords[i],
+                                                    r * u.arcsec, wcs)
+    return MapStats(nh, quant, valid, in_map, contrast, envelope)
 
 
-def envelope_ratio(nh, blank, coord: SkyCoord, radius, wcs) -> float:
-    """How far a core's column reaches beyond its radius R: the background-subtracted
-    mean N_H in the annulus R-2R over that inside R.
+def core_profile(nh, blank, coord: SkyCoord, radius, wcs) -> tuple[float, float]:
+    """How a core stands above its background, and how far its column reaches beyond its
+    radius R: its contrast and its envelope ratio.
 
-    The background is the median N_H in the annulus 2R-3R. A core with a sharp edge (a
-    uniform sphere seen through the beam) gives a small ratio, one with an extended
-    envelope (a Plummer-like or Bonnor-Ebert profile) a larger one; the envelope's column
-    inside the aperture belongs to gas outside the core's sphere, so A.3/A.4 read such
-    cores denser than the mean density inside R (README, "Core densities on mocks").
-    Means use exact pixel overlaps (apertures are a few pixels wide on the model grid).
+    With B the median N_H in the annulus 2R-3R (the background), C the mean N_H inside R
+    and W that in the annulus R-2R: contrast = (C - B) / B, envelope ratio =
+    (W - B) / (C - B). A faint core on a bright background (low contrast) holds little of
+    its aperture's column; A.3/A.4 then give it the diffuse gas's own clumping and read it
+    too dense (README, "Core densities on mocks"). A core with a sharp edge (a uniform
+    sphere seen through the beam) has a small envelope ratio, one with an extended
+    envelope (a Plummer-like or Bonnor-Ebert profile) a larger one. Means use exact
+    pixel overlaps (apertures are a few pixels wide on the model grid).
 
     Parameters
     ----------
@@ -107,8 +112,8 @@ def envelope_ratio(nh, blank, coord: SkyCoord, radius, wcs) -> float:
 
     Returns
     -------
-    float
-        The ratio (dimensionless); NaN when the core is not above its background, or an
+    contrast, envelope : float
+        Dimensionless; NaN when the core is not above a positive background, or an
         annulus has no valid pixel.
     """
     from photutils.aperture import ApertureStats, SkyCircularAnnulus, SkyCircularAperture
@@ -126,10 +131,11 @@ def envelope_ratio(nh, blank, coord: SkyCoord, radius, wcs) -> float:
     outer = SkyCircularAnnulus(coord, 2 * radius, 3 * radius).to_pixel(wcs)
     background = ApertureStats(nh, outer, mask=blank).median
     # A relative floor: on a flat map, rounding alone must not make a core.
-    if not (np.isfinite(background) and np.isfinite(wing)
-            and core - background > 1e-6 * abs(background)):
-        return np.nan
-    return float((wing - background) / (core - background))
+    if not (background > 0 and np.isfinite(wing)
+            and core - background > 1e-6 * background):
+        return np.nan, np.nan
+    return float((core - background) / background), \
+        float((wing - background) / (core - background))
 
 
 def draw_from_quantiles(quantiles: np.ndarray, n_draws: int, rng: np.random.Generator):

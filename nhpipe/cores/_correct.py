@@ -19,6 +19,12 @@ from ._apertures import MapStats, draw_from_quantiles, measure_apertures
 from ._read import CatalogueColumns, _column, _quantity, core_coordinates, core_mass_msun, \
     core_radius_pc, validate_rows
 
+#: Below this contrast (:func:`~nhpipe.cores.core_profile`) a core holds less than a
+#: sixth of its aperture's column, and A.3 read such cores 0.3 dex too dense on mocks
+#: in bright clouds (README, "Core densities on mocks"): they are flagged ``low_contrast``.
+LOW_CONTRAST = 0.2
+
+
 @dataclass
 class CorrectionOptions:
     """How the cores are corrected.
@@ -73,7 +79,8 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
     ``nc_lo68``/``nc_hi68``/``nc_lo95``/``nc_hi95`` (corrected density of H nuclei),
     ``nc_h2_med`` (the same for H2, comparable with HGBS), ``n_cat_h`` (catalogued
     density of H nuclei), ``log_ratio`` = log10(nc_med / n_cat_h), ``mass_new`` (from
-    nc_med), ``envelope`` (:func:`~nhpipe.cores.envelope_ratio`), ``valid_frac``,
+    nc_med), ``contrast`` and ``envelope`` (:func:`~nhpipe.cores.core_profile`),
+    ``low_contrast`` (contrast below :data:`LOW_CONTRAST`), ``valid_frac``,
     ``status`` (ok, inconsistent, outside, masked, filtered), ``reason`` (a
     :mod:`nhpipe.correction` code, -1 when not computed), ``frac_consistent`` (fraction
     of Monte-Carlo draws with a solution) and ``invalid_reason``.
@@ -109,7 +116,7 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
     stats = measure_apertures(nhpipe_file, safe_coords, np.where(usable, radius_pc, np.nan),
                               distance_pc=options.distance_pc) \
         if n else MapStats(np.zeros(0), np.zeros((5, 0)), np.zeros(0), np.zeros(0, bool),
-                           np.zeros(0))
+                           np.zeros(0), np.zeros(0))
 
     status = np.full(n, "ok", dtype="U12")
     status[stats.valid_fraction < 0.5] = "masked"
@@ -157,8 +164,14 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
     with np.errstate(invalid="ignore", divide="ignore"):
         add("log_ratio", np.log10(pct[0] / n_cat_h), u.dex, "log10(nc_med / n_cat_h)")
     add("mass_new", mass_new, u.M_sun, "1.4 m_H nc_med (4/3) pi R^3")
+    add("contrast", np.where(measured, stats.contrast, np.nan), None,
+        "background-subtracted mean N_H inside R over the background's (median in 2R-3R)")
     add("envelope", np.where(measured, stats.envelope, np.nan), None,
         "envelope ratio: background-subtracted mean N_H in R-2R over that inside R")
+    with np.errstate(invalid="ignore"):
+        add("low_contrast", np.isin(status, ["ok", "inconsistent"])
+            & ~(stats.contrast >= LOW_CONTRAST), None,
+            f"contrast below {LOW_CONTRAST} (or none): n_c read too dense on mocks")
     add("valid_frac", stats.valid_fraction, None, "fraction of valid aperture pixels")
     add("frac_consistent", np.where(measured, consistent, np.nan), None,
         "fraction of Monte-Carlo draws with a solution")
