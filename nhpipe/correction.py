@@ -26,6 +26,12 @@ INVALID_INPUT = 3           # N_H, <n>_m or L_c not finite and positive
 REASONS = {OK: "ok", NEGATIVE_DISCRIMINANT: "negative discriminant",
            CORE_EXCEEDS_COLUMN: "N_H < n_c L_c", INVALID_INPUT: "invalid input"}
 
+#: Below this contrast (background-subtracted over background N_H inside the core's
+#: radius, :func:`nhpipe.cores.core_profile`) a core holds less than a sixth of its
+#: aperture's column; on mocks in bright clouds A.3 read such cores 0.3 dex too dense
+#: (README, "Core densities on mocks"). ``nhpipe catalog`` flags them ``low_contrast``.
+LOW_CONTRAST = 0.2
+
 
 def _finish(n_c, discriminant, nh, n_m, l_c):
     valid = np.isfinite(nh) & np.isfinite(n_m) & np.isfinite(l_c) & (nh > 0) & (n_m > 0) \

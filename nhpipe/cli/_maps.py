@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..correction import LOW_CONTRAST
 from ..errors import InputError
 from ..models import available
 from ..summarise import STATISTICS
@@ -79,7 +80,9 @@ def add_catalog(sub) -> None:
         "mean N_H and <n_H>_m distribution within the core radius) and replace its density "
         "by the two-component solution: A.3 with the diffuse depth L_d (--ld) or A.4 with "
         "the diffuse density n_d (--nd). Every core is kept; those outside the map, on "
-        "blank pixels, without a solution or filtered out are flagged in 'status'. "
+        "blank pixels, without a solution or filtered out are flagged in 'status', and "
+        f"cores fainter than {LOW_CONTRAST:g} times their background in 'low_contrast' "
+        "(their density is read too high on mocks). "
         "Writes PREFIX.ecsv, PREFIX.fits, PREFIX.reg (DS9), PREFIX_fig10.png, PREFIX_cmf.png.",
         epilog="example:\n  nhpipe catalog orionB_NH_nhpipe_ddpm.fits "
         "HGBS_orionb_derived_core_catalog.txt --distance 400pc --ld 10pc --out orionB_cores",

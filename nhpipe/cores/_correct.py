@@ -12,18 +12,13 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from .. import correction
+from ..correction import LOW_CONTRAST
 from ..errors import InputError
 from ..load import NhpipeWarning
 from ..units import PC_CM, SPECIES_FACTOR
 from ._apertures import MapStats, draw_from_quantiles, measure_apertures
 from ._read import CatalogueColumns, _column, _quantity, core_coordinates, core_mass_msun, \
     core_radius_pc, validate_rows
-
-#: Below this contrast (:func:`~nhpipe.cores.core_profile`) a core holds less than a
-#: sixth of its aperture's column, and A.3 read such cores 0.3 dex too dense on mocks
-#: in bright clouds (README, "Core densities on mocks"): they are flagged ``low_contrast``.
-LOW_CONTRAST = 0.2
-
 
 @dataclass
 class CorrectionOptions:
