@@ -167,6 +167,9 @@ class TestApply:
         assert [r.visual.get("edgecolor", "green") for r in regions] == ["green", "yellow",
                                                                         "yellow"]
         assert "color=yellow" in paths[".reg"].read_text()
+        # A flat map: no core stands above its background, so the solved ones are dashed.
+        assert regions[0].meta["tag"] == ["ok", "low_contrast"]
+        assert regions[0].visual["linestyle"] == "dashed"
         for key in ("_fig10.png", "_cmf.png"):
             assert paths[key].read_bytes()[:4] == b"\x89PNG"
 

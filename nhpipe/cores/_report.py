@@ -65,6 +65,9 @@ def _write_regions(table, path, columns):
         # The status as a DS9 tag (select or hide a group in DS9's region list); no text
         # labels, which would cover the map under 1,844 cores.
         region.meta["tag"] = [status]
+        if table["low_contrast"][i]:  # dashed: a density the mocks do not support
+            region.visual["linestyle"] = "dashed"
+            region.meta["tag"].append("low_contrast")
         shapes.append(region)
     Regions(shapes).write(path, format="ds9", overwrite=True)
 
