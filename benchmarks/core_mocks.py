@@ -34,7 +34,7 @@ from _report import report  # benchmarks/ is the script's folder
 #: a first look at the residuals of the U-Net's mocks by contrast: they rise below ~0.2).
 CONTRAST_EDGES = (LOW_CONTRAST, 1.0)
 #: Bins of the envelope ratio for the experimental term: terciles of the fitted cores
-#: (chosen before the held-out family was scored with it; 2, 4 and 6 were looked at).
+#: (chosen after 2, 3, 4 and 6 bins were looked at on both cloud families, earlier mocks).
 ENVELOPE_BINS = 3
 
 

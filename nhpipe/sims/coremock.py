@@ -115,7 +115,7 @@ def detected(cloud: np.ndarray, with_cores: np.ndarray, wcs, cores: Table, *,
     core scales.
 
     HGBS catalogues a core only when its column density peak stands out at >= 5 sigma
-    of the local background fluctuations (Konyves et al. 2015, A&A 584, A91, Sect. 4.5);
+    of the local background fluctuations (Konyves et al. 2015, A&A 584, A91);
     here sigma is the local rms of the cloud's column (without cores, seen through the
     beam) minus its smoothing on :data:`CORE_SCALE_PC`, over that scale too. A core in a
     bright, structured cloud must be brighter to be catalogued, as on the sky.
