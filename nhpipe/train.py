@@ -58,7 +58,8 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
           lr: float = 2e-3, seed: int = 0, device: str = "auto", resume: bool = False,
           max_minutes: float | None = None, crop: int = 64, config: dict | None = None,
           checkpoint_minutes: float = 5.0, progress: bool = False,
-          overwrite: bool = False, init=None, keep_best: bool = False) -> dict:
+          overwrite: bool = False, init=None, keep_best: bool = False,
+          ema: bool | None = None) -> dict:
     """Train a network and write ``OUT.safetensors``, ``OUT.json``, ``OUT.csv``, ``OUT.png``.
 
     Parameters
@@ -97,6 +98,9 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
         own val split, never on another family), not the last ones: early stopping
         without stopping, so a run that starts to learn its generator's particulars
         after some epochs keeps the epoch before. The card records which epoch.
+    ema : bool, optional
+        Validate and ship an exponential moving average of the weights (decay
+        :data:`EMA_DECAY`); default: for the networks of :data:`EMA_MODELS`.
 
     Returns
     -------
@@ -127,7 +131,8 @@ def train(model_name: str, data, out, *, epochs: int = 20, batch_size: int = 16,
                                  log_nh, log_nm, seed)
     model = model.to(torch_device)
     run = _Run(model_name, model, lr, generator,
-               torch.Generator(device=torch_device).manual_seed(seed + 1), keep_best)
+               torch.Generator(device=torch_device).manual_seed(seed + 1), keep_best,
+               model_name in EMA_MODELS if ema is None else ema)
     if resume:
         run.restore(ckpt_path, torch_device)
     steps_per_epoch = max(1, len(log_nh) // batch_size)
@@ -217,11 +222,12 @@ class _Run:
     """The state of one training run: network, optimiser, EMA, random streams, progress;
     one optimiser step at a time, saved to and restored from a checkpoint."""
 
-    def __init__(self, model_name, model, lr, generator, noise_gen, keep_best=False):
+    def __init__(self, model_name, model, lr, generator, noise_gen, keep_best=False,
+                 ema=False):
         self.name, self.model, self.generator, self.noise_gen = model_name, model, generator, \
             noise_gen
         self.optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-        self.ema = EMA(model) if model_name in EMA_MODELS else None
+        self.ema = EMA(model) if ema else None
         self.step, self.elapsed, self.rows = 0, 0.0, []
         self.keep_best = keep_best
         self.best = None  # {"step", "epoch", "val_loss", "state"} of the best epoch so far
@@ -299,6 +305,10 @@ class _Run:
             raise InputError(f"`resume`: checkpoint {path} is of another model or "
                              f"config ({saved.get('identity', 'not recorded')}); train "
                              "afresh without `resume` or use the same `model_name` and `config`")
+        if ("ema" in saved) != (self.ema is not None):
+            raise InputError(f"`resume`: checkpoint {path} was trained "
+                             f"{'with' if 'ema' in saved else 'without'} an EMA of the "
+                             "weights: resume with the same `ema`")
         self.model.load_state_dict(saved["model"])
         self.optimiser.load_state_dict(saved["optimiser"])
         if self.ema is not None:

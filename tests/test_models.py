@@ -139,6 +139,18 @@ def test_keep_best_ships_the_best_validation_epoch(tiny_data, tmp_path):
     assert plain["training"]["kept"] == "last epoch"
 
 
+def test_ema_option_for_the_unet(tiny_data, tmp_path):
+    """--ema gives the U-Net (off by default) an EMA of its weights; a resume must keep
+    the choice."""
+    out = tmp_path / "unet"
+    options = dict(batch_size=4, seed=0, device="cpu", crop=32, config=TINY["unet"])
+    assert train("unet", tiny_data, out, epochs=1, ema=True, **options)["training"]["ema"]
+    with pytest.raises(InputError, match="with an EMA"):
+        train("unet", tiny_data, out, epochs=2, resume=True, **options)
+    assert not train("unet", tiny_data, tmp_path / "plain", epochs=1,
+                     **options)["training"]["ema"]
+
+
 def test_unknown_network_name(tmp_path):
     with pytest.raises(InputError, match="unknown model"):
         load_model("resnet")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from ..errors import InputError
@@ -94,6 +95,9 @@ def add_train(sub) -> None:
     train.add_argument("--keep-best", action="store_true",
                        help="ship the weights of the epoch with the lowest validation loss "
                        "(the data set's own val split), not the last ones")
+    train.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None,
+                       help="validate and ship a moving average of the weights (default: "
+                       "on for cinn and ddpm, off for unet)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace existing weights and card at --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -170,7 +174,8 @@ def _cmd_train(args, command: str) -> int:
                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                  resume=args.resume, max_minutes=args.max_minutes, crop=args.crop,
                  config=config, progress=not args.quiet and sys.stderr.isatty(),
-                 overwrite=args.overwrite, init=args.init, keep_best=args.keep_best)
+                 overwrite=args.overwrite, init=args.init, keep_best=args.keep_best,
+                 ema=args.ema)
     if "parameters" in card:
         print(f"wrote {args.out}.safetensors ({card['parameters']:,} parameters), "
               f"{args.out}.json, .csv, .png")
