@@ -61,6 +61,7 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
     in_map = np.zeros(n, dtype=bool)
     contrast, envelope = np.full(n, np.nan), np.full(n, np.nan)
     ny, nx = blank.shape
+    ones, unblank = np.ones(blank.shape), (~blank).astype(np.float64)  # once, not per core
     xs, ys = wcs.world_to_pixel(coords)
     for i in range(n):
         r = radius_arcsec[i]
@@ -70,11 +71,11 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
         if not (-margin < xs[i] < nx - 1 + margin and -margin < ys[i] < ny - 1 + margin):
             continue
         aperture = SkyCircularAperture(coords[i], r * u.arcsec).to_pixel(wcs)
-        inside = ApertureStats(np.ones(blank.shape), aperture).sum
+        inside = ApertureStats(ones, aperture).sum
         if not inside > 0:
             continue
         in_map[i] = True
-        valid[i] = min(1.0, float(ApertureStats(~blank * 1.0, aperture).sum / inside))
+        valid[i] = min(1.0, float(ApertureStats(unblank, aperture).sum / inside))
         if valid[i] > 0:
             stats = {k: ApertureStats(m, aperture, mask=blank) for k, m in maps.items()}
             nh[i] = stats["NH"].mean
@@ -118,13 +119,10 @@ def core_profile(nh, blank, coord: SkyCoord, radius, wcs) -> tuple[float, float]
     """
     from photutils.aperture import ApertureStats, SkyCircularAnnulus, SkyCircularAperture
 
-    data = np.where(blank, 0.0, nh)
-    weight = (~blank).astype(np.float64)
-
     def exact_mean(aperture):
-        aperture = aperture.to_pixel(wcs)
-        area = ApertureStats(weight, aperture).sum
-        return ApertureStats(data, aperture).sum / area if area > 0 else np.nan
+        stats = ApertureStats(nh, aperture.to_pixel(wcs), mask=blank)
+        area = stats.sum_aper_area.value  # of the unmasked pixels, exact overlaps
+        return stats.sum / area if area > 0 else np.nan
 
     core = exact_mean(SkyCircularAperture(coord, radius))
     wing = exact_mean(SkyCircularAnnulus(coord, radius, 2 * radius))
