@@ -318,11 +318,9 @@ class _Run:
         self.noise_gen.set_state(saved["noise_gen"])
         self.step, self.elapsed = int(saved["step"]), float(saved["elapsed"])
         self.rows = json.loads(saved["rows"])
-        if "best" in saved:
-            best = saved["best"]
-            self.best = {"step": int(best["step"]), "epoch": float(best["epoch"]),
-                         "val_loss": float(best["val_loss"]),
-                         "state": {k: v.cpu() for k, v in best["state"].items()}}
+        self.best = saved.get("best")  # saved as kept: numbers and a CPU state
+        if self.best is not None:  # map_location may have moved the state to the device
+            self.best["state"] = {k: v.cpu() for k, v in self.best["state"].items()}
 
 
 def fit_powerlaw_card(data, out) -> dict:
