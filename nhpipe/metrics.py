@@ -42,41 +42,143 @@ def error_at_accuracy(pred, truth, accuracy: float = 0.8) -> float:
     return float(np.quantile(np.abs(np.asarray(pred) - np.asarray(truth)), accuracy))
 
 
+def _sorted_quantile(x, q: float) -> np.ndarray:
+    """The q-quantile of each column of samples already sorted along axis 0 (numpy's
+    default, linear interpolation between order statistics)."""
+    h = (len(x) - 1) * q
+    lo = int(np.floor(h))
+    hi = min(lo + 1, len(x) - 1)
+    return x[lo] + (h - lo) * (x[hi] - x[lo])
+
+
+def inside(samples, truth, level: float) -> np.ndarray:
+    """(N,) whether each truth lies inside the central ``level`` interval of its samples."""
+    x = np.sort(np.asarray(samples), axis=0)
+    return _inside_sorted(x, truth, level)
+
+
+def _inside_sorted(x, truth, level: float) -> np.ndarray:
+    return ((truth >= _sorted_quantile(x, (1 - level) / 2))
+            & (truth <= _sorted_quantile(x, (1 + level) / 2)))
+
+
 def coverage(samples, truth, level: float) -> float:
     """Fraction of truths inside the central ``level`` interval of the samples."""
-    lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return float(np.mean((truth >= lo) & (truth <= hi)))
+    return float(np.mean(inside(samples, truth, level)))
+
+
+def _crps_sorted(x, truth, chunk: int = 1 << 18) -> np.ndarray:
+    """(N,) CRPS of each pixel from its sorted samples, E|X - y| - E|X - X'|/2 (dex).
+
+    E|X - X'| from sorted samples is (2 / S^2) sum_i (2i - S - 1) x_(i); computed in
+    float64, a chunk of pixels at a time so that maps of millions of pixels stay small.
+    """
+    s = len(x)
+    weights = (2.0 * np.arange(1, s + 1) - s - 1)[:, None]
+    out = np.empty(x.shape[1])
+    for start in range(0, x.shape[1], chunk):
+        part = x[:, start:start + chunk].astype(np.float64)
+        y = np.asarray(truth[start:start + chunk], dtype=np.float64)
+        out[start:start + chunk] = (np.mean(np.abs(part - y[None]), axis=0)
+                                    - np.sum(weights * part, axis=0) / s**2)
+    return out
 
 
 def crps(samples, truth) -> float:
     """Continuous ranked probability score, E|X - y| - E|X - X'|/2, from samples (dex)."""
-    x = np.sort(np.asarray(samples, dtype=np.float64), axis=0)
-    s = len(x)
-    term1 = np.mean(np.abs(x - truth[None]), axis=0)
-    # E|X - X'| from sorted samples: (2 / S^2) sum_i (2i - S - 1) x_(i)
-    weights = (2 * np.arange(1, s + 1) - s - 1)[:, None]
-    term2 = (2.0 / s**2) * np.sum(weights * x, axis=0)
-    return float(np.mean(term1 - 0.5 * term2))
+    return float(np.mean(_crps_sorted(np.sort(np.asarray(samples), axis=0),
+                                      np.asarray(truth))))
 
 
-def all_metrics(samples, truth) -> dict:
-    """The metric set for one model on some pixels: samples (S, N), truth (N,)."""
-    pred = np.mean(samples, axis=0)
-    out = {"pixels": int(truth.size), "mse_log10": mse(pred, truth),
-           "mean_error_dex": float(np.mean(pred - truth)),
-           "error_at_80pct_dex": error_at_accuracy(pred, truth)}
+def clustered_se(values, groups) -> float:
+    """Standard error of ``mean(values)`` when values of one group are correlated.
+
+    The pixels of one region share its depth, beam and cloud, so their errors are far from
+    independent and a per-pixel standard error would be orders of magnitude too small.
+    This is the cluster-robust (sandwich) estimate of Liang & Zeger (1986, Biometrika 73,
+    13), sqrt(G / (G - 1) * sum_g r_g^2) / N with r_g the summed residuals of group g, G
+    groups and N values: the spread expected from evaluating other regions of the same
+    family. NaN with fewer than two groups.
+
+    Parameters
+    ----------
+    values : (N,) array
+    groups : (N,) array of int
+        The region each value comes from.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    labels, index = np.unique(groups, return_inverse=True)
+    if len(labels) < 2:
+        return float("nan")
+    sums = np.bincount(index, weights=values - values.mean())
+    return float(np.sqrt(len(labels) / (len(labels) - 1) * np.sum(sums**2)) / values.size)
+
+
+def pixel_scores(samples, truth) -> dict:
+    """Per-pixel ingredients of :func:`all_metrics`, computed once for all bins.
+
+    Parameters
+    ----------
+    samples : (S, N) array
+        Draws of log10 <n_H>_m.
+    truth : (N,) array
+
+    Returns
+    -------
+    dict of (N,) arrays
+        ``error`` (sample mean minus truth, dex) and, with more than one sample,
+        ``inside_68``, ``inside_95`` (bool) and ``crps`` (dex). The samples are sorted once.
+    """
+    samples = np.asarray(samples)
+    truth = np.asarray(truth)
+    scores = {"error": np.mean(samples, axis=0) - truth}
     if len(samples) > 1:
-        out.update(coverage_68=coverage(samples, truth, 0.68),
-                   coverage_95=coverage(samples, truth, 0.95), crps_dex=crps(samples, truth))
+        x = np.sort(samples, axis=0)
+        scores.update(inside_68=_inside_sorted(x, truth, 0.68),
+                      inside_95=_inside_sorted(x, truth, 0.95), crps=_crps_sorted(x, truth))
+    return scores
+
+
+def _aggregate(scores: dict, groups=None) -> dict:
+    """The metric set of some pixels from their :func:`pixel_scores`."""
+    error = scores["error"]
+    out = {"pixels": int(error.size), "mse_log10": mse(error, 0.0),
+           "mean_error_dex": float(np.mean(error)),
+           "error_at_80pct_dex": error_at_accuracy(error, 0.0)}
+    if groups is not None:
+        out.update(regions=int(len(np.unique(groups))),
+                   mean_error_dex_se=clustered_se(error, groups))
+    for level in ("68", "95"):
+        if f"inside_{level}" in scores:
+            hit = scores[f"inside_{level}"]
+            out[f"coverage_{level}"] = float(np.mean(hit))
+            if groups is not None:
+                out[f"coverage_{level}_se"] = clustered_se(hit, groups)
+    if "crps" in scores:
+        out["crps_dex"] = float(np.mean(scores["crps"]))
     return out
 
 
-def binned_metrics(samples, truth, *, depth=None, beam=None, contrast=None) -> dict:
+def all_metrics(samples, truth, groups=None) -> dict:
+    """The metric set for one model on some pixels: samples (S, N), truth (N,).
+
+    MSE, mean error and error at 80 % accuracy of the samples' mean; with more than one
+    sample, 68 % / 95 % coverage and CRPS. With ``groups`` (N,), the region of each pixel,
+    the mean error and the coverages also get their standard errors over regions
+    (:func:`clustered_se`, keys ``*_se``) and the number of regions (``regions``).
+    """
+    return _aggregate(pixel_scores(samples, truth), groups)
+
+
+def binned_metrics(samples, truth, *, depth=None, beam=None, contrast=None,
+                   groups=None) -> dict:
     """:func:`all_metrics` overall and in bins: of the true density (always), and of the
     line-of-sight depth (pc), the beam (model px) and the region's contrast (dex) when
-    ``depth`` / ``beam`` / ``contrast`` (per pixel, (N,)) are given.
+    ``depth`` / ``beam`` / ``contrast`` (per pixel, (N,)) are given; ``groups`` (N,), the
+    region of each pixel, adds standard errors over regions.
     """
-    result = {"all": all_metrics(samples, truth)}
+    scores = pixel_scores(samples, truth)
+    result = {"all": _aggregate(scores, groups)}
     for values, bins in ((truth, DENSITY_BINS), (depth, DEPTH_BINS), (beam, BEAM_BINS),
                          (contrast, CONTRAST_BINS)):
         if values is None:
@@ -84,5 +186,6 @@ def binned_metrics(samples, truth, *, depth=None, beam=None, contrast=None) -> d
         for name, (lo, hi) in bins.items():
             keep = (values >= lo) & (values < hi)
             if keep.any():
-                result[name] = all_metrics(samples[:, keep], truth[keep])
+                result[name] = _aggregate({k: v[keep] for k, v in scores.items()},
+                                          None if groups is None else groups[keep])
     return result

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from nhpipe.evaluate import evaluate, markdown_table
-from nhpipe.metrics import binned_metrics, coverage, crps, error_at_accuracy, mse
+from nhpipe.metrics import (binned_metrics, clustered_se, coverage, crps, error_at_accuracy,
+                            mse)
 from nhpipe.models import load_model
 from nhpipe.train import train
 
@@ -24,6 +25,30 @@ def test_calibrated_gaussian():
     assert coverage(samples, truth, 0.95) == pytest.approx(0.95, abs=0.01)
     # CRPS of N(0, 1) forecasts for N(0, 1) truths: E = 1 / sqrt(pi).
     assert crps(samples, truth) == pytest.approx(1 / np.sqrt(np.pi), rel=0.02)
+
+
+def test_clustered_standard_error():
+    # One value per region: the textbook standard error of a mean, s / sqrt(N).
+    x = np.random.default_rng(1).normal(size=50)
+    assert clustered_se(x, np.arange(50)) == pytest.approx(np.std(x, ddof=1) / np.sqrt(50))
+    # Two regions of two equal pixels each: the pixels add no information, so the error is
+    # that of two values (+1 and -1), sqrt(2) / sqrt(2) = 1, not that of four.
+    assert clustered_se([1.0, 1.0, -1.0, -1.0], [0, 0, 1, 1]) == pytest.approx(1.0)
+    assert np.isnan(clustered_se([1.0, 2.0], [3, 3]))
+
+
+def test_binned_metrics_give_standard_errors_over_regions():
+    truth = np.zeros(6)
+    draws = np.array([[0.1, 0.1, 0.3, 0.3, -0.1, -0.1]] * 2) + [[-1.0], [1.0]]
+    groups = np.array([0, 0, 1, 1, 2, 2])
+    result = binned_metrics(draws, truth, depth=np.array([1.0, 1.0, 5.0, 5.0, 5.0, 5.0]),
+                            groups=groups)
+    assert result["all"]["regions"] == 3 and result["depth 3-10 pc"]["regions"] == 2
+    error = draws.mean(axis=0)
+    assert result["all"]["mean_error_dex_se"] == pytest.approx(clustered_se(error, groups))
+    # Every truth inside every interval: coverage 1 with no scatter between regions.
+    assert result["all"]["coverage_68"] == 1 and result["all"]["coverage_68_se"] == 0
+    assert "regions" not in binned_metrics(draws, truth)["all"]
 
 
 def test_density_bins():
@@ -78,6 +103,8 @@ def test_evaluate_recomputes(tiny_data, tmp_path):  # noqa: F811
     assert m["pixels"] == 3 * 128 * 128
     assert m["mse_log10"] == pytest.approx(np.mean((pred - truth) ** 2), rel=1e-6)
     assert m["mean_error_dex"] == pytest.approx(np.mean(pred - truth), rel=1e-6, abs=1e-9)
+    assert m["regions"] == 3 and m["mean_error_dex_se"] == pytest.approx(
+        clustered_se(pred - truth, np.repeat(np.arange(3), 128 * 128)), rel=1e-5)
     lo, hi = np.quantile(draws, [0.025, 0.975], axis=0)
     assert m["coverage_95"] == pytest.approx(np.mean((truth >= lo) & (truth <= hi)))
     assert "powerlaw" in result["estimators"]
@@ -118,7 +145,9 @@ def test_target_summary_counts_and_spells_out_misses():
     from nhpipe.evaluate import target_summary
 
     good = {"mean_error_dex": 0.01, "coverage_68": 0.70, "coverage_95": 0.95}
-    bad = {"mean_error_dex": -0.20, "coverage_68": 0.70, "coverage_95": 0.85}
+    # The mean error misses by 15 standard errors, the 95 % coverage by 1.25.
+    bad = {"mean_error_dex": -0.20, "mean_error_dex_se": 0.01, "coverage_68": 0.70,
+           "coverage_95": 0.85, "coverage_95_se": 0.04}
     result = {"families": [{"name": "fractal", "validation": True},
                            {"name": "clouds", "validation": False}],
               "estimators": {"unet": {"metrics": {
@@ -130,5 +159,5 @@ def test_target_summary_counts_and_spells_out_misses():
     # One row per validation family (the training family is not a target), none for an
     # estimator without intervals.
     assert len(row) == 1 and "| mdr" not in table
-    assert "| 1 of 2 | 2 of 2 | 1 of 2 |" in row[0]
-    assert "depth <3 pc: mean error -0.200, 95 % 0.850" in row[0]
+    assert "| 1 of 2 | 2 of 2 | 1 of 2 | 1 of 2 |" in row[0]
+    assert "depth <3 pc: mean error -0.200 ± 0.010, 95 % 0.850 ± 0.040" in row[0]
