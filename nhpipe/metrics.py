@@ -147,6 +147,7 @@ def _aggregate(scores: dict, groups=None) -> dict:
            "error_at_80pct_dex": error_at_accuracy(error, 0.0)}
     if groups is not None:
         out.update(regions=int(len(np.unique(groups))),
+                   mse_log10_se=clustered_se(error**2, groups),
                    mean_error_dex_se=clustered_se(error, groups))
     for level in ("68", "95"):
         if f"inside_{level}" in scores:
@@ -164,7 +165,7 @@ def all_metrics(samples, truth, groups=None) -> dict:
 
     MSE, mean error and error at 80 % accuracy of the samples' mean; with more than one
     sample, 68 % / 95 % coverage and CRPS. With ``groups`` (N,), the region of each pixel,
-    the mean error and the coverages also get their standard errors over regions
+    the MSE, the mean error and the coverages also get their standard errors over regions
     (:func:`clustered_se`, keys ``*_se``) and the number of regions (``regions``).
     """
     return _aggregate(pixel_scores(samples, truth), groups)

@@ -46,6 +46,7 @@ def test_binned_metrics_give_standard_errors_over_regions():
     assert result["all"]["regions"] == 3 and result["depth 3-10 pc"]["regions"] == 2
     error = draws.mean(axis=0)
     assert result["all"]["mean_error_dex_se"] == pytest.approx(clustered_se(error, groups))
+    assert result["all"]["mse_log10_se"] == pytest.approx(clustered_se(error**2, groups))
     # Every truth inside every interval: coverage 1 with no scatter between regions.
     assert result["all"]["coverage_68"] == 1 and result["all"]["coverage_68_se"] == 0
     assert "regions" not in binned_metrics(draws, truth)["all"]
