@@ -255,6 +255,15 @@ def markdown_table(result: dict) -> str:
     lines.append(f"Regions/s ({result['samples']} samples, {result['threads']} threads, "
                  f"{result['device']}, {precision}{steps}): {speed}.")
     lines += ["", target_summary(result)]
+    if len(result["families"]) > 1:
+        lines += ["", "Bias of each estimator before its offset (mean error minus the offset "
+                  "fitted leaving the family out, dex), and its standard deviation between "
+                  "the families: the error an offset fitted on other kinds of cloud may "
+                  "leave on a new one, not held by the intervals (an estimate from "
+                  f"{len(result['families'])} families): " + "; ".join(
+                      f"{n} " + ", ".join(f"{f} {b:+.2f}" for f, b in r["families"].items())
+                      + f" (between families {r['between_families_dex']:.2f})"
+                      for n, r in raw_biases(result).items()) + ".", ""]
     lofo = {n: e["lofo_calibration"] for n, e in result["estimators"].items()
             if e.get("lofo_calibration")}
     if lofo:
@@ -265,6 +274,30 @@ def markdown_table(result: dict) -> str:
                              f"{x:.2f}" for x in v.get("spread_factors") or [v["spread"]])
                          for f, v in c.items()) for n, c in lofo.items()) + ".")
     return "\n".join(lines)
+
+
+def raw_biases(result: dict) -> dict:
+    """Per estimator, each family's mean error before its offset, and their spread.
+
+    The recalibration's offset moves every sample and its spread factors act about the
+    per-pixel mean, so the mean error minus the offset is the raw network's bias on that
+    family. Its standard deviation between families (ddof 1; None with one family) is
+    what one offset fitted on some kinds of cloud leaves on another kind: a systematic
+    error that the per-pixel intervals, calibrated within families, do not hold.
+
+    Returns
+    -------
+    dict
+        name -> {"families": {family: bias_dex}, "between_families_dex": float or None}
+    """
+    out = {}
+    for name, entry in result["estimators"].items():
+        lofo = entry.get("lofo_calibration") or {}
+        bias = {f: m["all"]["mean_error_dex"] - lofo.get(f, {}).get("offset", 0.0)
+                for f, m in entry["metrics"].items()}
+        spread = float(np.std(list(bias.values()), ddof=1)) if len(bias) > 1 else None
+        out[name] = {"families": bias, "between_families_dex": spread}
+    return out
 
 
 def target_summary(result: dict) -> str:

@@ -136,6 +136,23 @@ def test_leave_one_family_out_calibration(tmp_path):
     assert factors[0] > 1.5 and factors[-1] < 0.75
 
 
+def test_raw_bias_is_the_mean_error_before_the_offset():
+    from nhpipe.evaluate import raw_biases
+
+    def family(mean_error):
+        return {"all": {"mean_error_dex": mean_error}}
+
+    result = {"estimators": {
+        "unet": {"lofo_calibration": {"a": {"offset": 0.15}, "b": {"offset": 0.05}},
+                 "metrics": {"a": family(0.09), "b": family(-0.15)}},
+        "mdr": {"lofo_calibration": {}, "metrics": {"a": family(0.5), "b": family(0.7)}}}}
+    biases = raw_biases(result)
+    assert biases["unet"]["families"] == pytest.approx({"a": -0.06, "b": -0.20})
+    # Two values: the standard deviation (ddof 1) is their difference over sqrt(2).
+    assert biases["unet"]["between_families_dex"] == pytest.approx(0.14 / np.sqrt(2))
+    assert biases["mdr"]["families"] == pytest.approx({"a": 0.5, "b": 0.7})
+
+
 def test_fitted_powerlaw_card(tiny_data, tmp_path):  # noqa: F811
     card = train("powerlaw", tiny_data, tmp_path / "powerlaw")
     model = load_model("powerlaw", path=tmp_path / "powerlaw")
