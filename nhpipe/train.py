@@ -314,8 +314,10 @@ class _Run:
         if self.ema is not None:
             self.ema.shadow = saved["ema"]
             self.ema.updates = int(saved["step"])
-        self.generator.set_state(saved["generator"])
-        self.noise_gen.set_state(saved["noise_gen"])
+        # Generator states are CPU byte tensors even for a CUDA generator; map_location
+        # moved them to the device, where set_state refuses them.
+        self.generator.set_state(saved["generator"].cpu())
+        self.noise_gen.set_state(saved["noise_gen"].cpu())
         self.step, self.elapsed = int(saved["step"]), float(saved["elapsed"])
         self.rows = json.loads(saved["rows"])
         self.best = saved.get("best")  # saved as kept: numbers and a CPU state

@@ -1,8 +1,10 @@
 """Outputs stay the same for the same seed: a small map against stored reference values.
 
-The reference (tests/data/reference_outputs.npz) was made with the shipped weights; when
-the weights are retrained on purpose, regenerate it with ``python -m tests.test_reference``
-and say so in the commit.
+The reference (tests/data/reference_outputs.npz) was made with the shipped weights on the
+CPU; when the weights are retrained on purpose, regenerate it with ``python -m
+tests.test_reference`` and say so in the commit. It runs on the CPU everywhere: a CUDA
+generator draws other numbers from the same seed (tests/test_cuda.py holds the GPU's maps
+to the CPU's within their sampling noise instead).
 """
 
 from pathlib import Path
@@ -25,7 +27,7 @@ def outputs() -> dict:
     result = {}
     for model in ("powerlaw", "unet"):
         hdul = nhpipe.estimate(hdu, distance="400pc", species="H2", model=model, samples=4,
-                               seed=0, precision="float32")
+                               seed=0, precision="float32", device="cpu")
         result[f"{model}_MEAN"] = hdul["MEAN"].data
         result[f"{model}_STD"] = hdul["STD"].data
     cores = nhpipe.correct_catalog(hdul, _cores([85.5, 85.5005], [-1.0, -1.0003]), ld="10pc")
