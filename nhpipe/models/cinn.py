@@ -69,8 +69,15 @@ class CINN(Network):
     name = "cinn"
 
     def __init__(self, config: CINNConfig, normaliser):
-        import FrEIA.framework as Ff
-        import FrEIA.modules as Fm
+        import warnings
+
+        # FrEIA 0.2 has a docstring with an invalid escape: Python >= 3.12 warns when it
+        # compiles it (the first run after a --no-compile install), which nhpipe's CLI
+        # would print as its own warning.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=SyntaxWarning)
+            import FrEIA.framework as Ff
+            import FrEIA.modules as Fm
 
         super().__init__(config, normaliser)
         self.cond = UNet(self.in_channels, config.cond_channels, base=config.cond_base,
