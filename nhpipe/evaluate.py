@@ -370,14 +370,20 @@ def write_results(result: dict, prefix) -> tuple[Path, Path]:
 def store_in_card(result: dict, name: str, stem) -> None:
     """Put an evaluation's metrics into the model card at ``stem`` (the evaluated model).
 
-    The card is rewritten with its new checksum (:func:`nhpipe.cards.update_card`).
+    With them go the raw network's bias per family and its standard deviation between
+    families (:func:`raw_biases`) as ``systematic_dex``, which ``nhpipe run`` writes into
+    its outputs (SYSTDEX). The card is rewritten with its new checksum
+    (:func:`nhpipe.cards.update_card`).
     """
     from .cards import update_card
 
     entry = result["estimators"][name]
+    biases = raw_biases(result)[name]
     update_card(stem, metrics={
         "families": result["families"], "samples": result["samples"],
         "threads": result["threads"], "device": result["device"],
         "regions_per_s": entry.get("regions_per_s"),
         "lofo_calibration": entry["lofo_calibration"],
-        "values": {f: m["all"] for f, m in entry["metrics"].items()}})
+        "values": {f: m["all"] for f, m in entry["metrics"].items()},
+        "raw_bias_dex": biases["families"],
+        "systematic_dex": biases["between_families_dex"]})

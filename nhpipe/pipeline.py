@@ -355,6 +355,12 @@ def _provenance(cmap: ColumnMap, model, *, samples, seed, distance_pc, stride, o
     calibration = calibration_of(getattr(model, "config", None))  # {} for a baseline
     if calibration:
         cards.update(header_cards(calibration))
+    systematic = getattr(model, "systematic_dex", None)
+    if systematic is not None:
+        # The quantiles are calibrated within known kinds of cloud; how far one kind's
+        # bias lies from another's is a shift they do not hold (README: The output file).
+        cards["SYSTDEX"] = (round(float(systematic), 4),
+                            "[dex] systematic: bias spread between clouds")
     if command:
         cards["NHPCMD"] = (command, "command line")
     # What the input said about itself travels with the results.

@@ -1,13 +1,22 @@
 import numpy as np
 import pytest
+from astropy.io import fits
 
+import nhpipe
 from nhpipe.evaluate import evaluate, markdown_table
 from nhpipe.metrics import (binned_metrics, clustered_se, coverage, crps, error_at_accuracy,
                             mse)
 from nhpipe.models import load_model
 from nhpipe.train import train
 
+from .conftest import blob_map, make_header
 from .test_models import TINY, tiny_data  # noqa: F401  (fixture)
+
+
+def _small_map(shape=(48, 40)):
+    header = make_header(shape, pixel_arcsec=6.0)
+    header["BMAJ"] = header["BMIN"] = 18.2 / 3600
+    return fits.PrimaryHDU(blob_map(shape), header=header)
 
 
 def test_point_metrics():
@@ -111,6 +120,26 @@ def test_evaluate_recomputes(tiny_data, tmp_path):  # noqa: F811
     assert "powerlaw" in result["estimators"]
     table = markdown_table(result)
     assert "| all |" in table and "unet" in table and "depth 3-10 pc" in table
+
+    # --write-card: the bias spread between families goes into the card, and from there
+    # into every output's header (SYSTDEX); a card without an evaluation writes none.
+    from nhpipe.evaluate import raw_biases, store_in_card
+
+    hdu = _small_map()
+    plain = nhpipe.estimate(hdu, distance="400pc", species="H2", samples=2, device="cpu",
+                            model=load_model("unet", path=tmp_path / "unet"))
+    assert "SYSTDEX" not in plain[0].header
+    other = {b: dict(v, mean_error_dex=v["mean_error_dex"] + 0.2)
+             for b, v in unet["metrics"]["v1"].items()}
+    unet["metrics"]["w"] = other  # a second family, 0.2 dex more biased
+    store_in_card(result, "unet", tmp_path / "unet")
+    model = load_model("unet", path=tmp_path / "unet")
+    assert model.systematic_dex == pytest.approx(0.2 / np.sqrt(2))
+    assert model.systematic_dex == raw_biases(result)["unet"]["between_families_dex"]
+    stated = nhpipe.estimate(hdu, distance="400pc", species="H2", samples=2, model=model,
+                             device="cpu")
+    for h in (stated[0], stated["MEAN"]):
+        assert h.header["SYSTDEX"] == pytest.approx(0.2 / np.sqrt(2), abs=1e-4)
 
 
 def test_leave_one_family_out_calibration(tmp_path):

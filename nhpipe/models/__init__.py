@@ -72,7 +72,9 @@ def load_model(name: str, *, device: str | torch.device = "cpu", path=None):
     -------
     model : nn.Module
         In eval mode, on ``device``, with a ``checksum`` attribute: the sha256 of its
-        weights file, or of its configuration for analytic models.
+        weights file, or of its configuration for analytic models; networks also have
+        ``systematic_dex``, their card's bias spread between cloud families (dex; None
+        when the card has no evaluation).
     """
     if name not in ANALYTIC and name not in NETWORKS:
         raise InputError(f"unknown model {name!r}: choose one of {', '.join(available())}")
@@ -89,6 +91,9 @@ def load_model(name: str, *, device: str | torch.device = "cpu", path=None):
         except RuntimeError as exc:
             raise InputError(f"weights of {name} do not fit its card ({exc})") from None
         model.checksum = card["sha256"]
+        # The bias spread between cloud families that `nhpipe evaluate --write-card`
+        # measured (None before an evaluation): outputs state it beside their intervals.
+        model.systematic_dex = (card.get("metrics") or {}).get("systematic_dex")
         return model.to(device).eval()
     if name == "powerlaw":
         model = PowerLaw(PowerLawConfig(**read_card(stem)["config"]))
