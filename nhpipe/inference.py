@@ -60,7 +60,7 @@ def check_steps(model, steps) -> None:
 
 def sample_batches(model, log_nh: np.ndarray, n_samples: int, generator: torch.Generator, *,
                    beam_px=None, batch_size: int = 8, precision: str = "float32",
-                   steps: int | None = None):
+                   steps: int | None = None, on_device: bool = False):
     """Draw samples for patches, ``batch_size`` patches per model call.
 
     Parameters
@@ -78,12 +78,15 @@ def sample_batches(model, log_nh: np.ndarray, n_samples: int, generator: torch.G
         Arithmetic of the network (see :data:`PRECISIONS`; resolve ``auto`` first).
     steps : int, optional
         Sampler steps of the diffusion model (its card's ``steps`` by default).
+    on_device : bool
+        Yield the samples as a float32 tensor on the generator's device, for statistics
+        computed there (:func:`nhpipe.summarise.summarise`), instead of an array.
 
     Yields
     ------
     start : int
         Index of the first patch of the batch.
-    samples : ndarray, shape (b, n_samples, H, W), float32
+    samples : ndarray or torch.Tensor, shape (b, n_samples, H, W), float32
         log10 <n_H>_m (cm-3).
     seconds : float
         Time spent in the model call (synchronised on CUDA).
@@ -110,4 +113,5 @@ def sample_batches(model, log_nh: np.ndarray, n_samples: int, generator: torch.G
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
-            yield start, out[:, :, 0].float().cpu().numpy(), seconds
+            samples = out[:, :, 0].float()
+            yield start, samples if on_device else samples.cpu().numpy(), seconds

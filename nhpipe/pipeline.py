@@ -86,9 +86,11 @@ def infer_map(model, log_nh: np.ndarray, *, n_samples: int, generator: torch.Gen
     blend = Stitcher(tiling, (len(STATISTICS),))
     with tqdm(total=len(tiling), unit="patch", disable=not progress,
               desc=f"{model.name} x{n_samples}") as bar:
+        # The statistics are computed where the samples are: on a GPU they would
+        # otherwise take most of the inference time on the CPU (benchmarks/gpu_h200.md).
         for start, draws, _ in sample_batches(model, patches, n_samples, generator,
                                               beam_px=beam_px, batch_size=batch_size,
-                                              **sampling):
+                                              on_device=True, **sampling):
             for k, d in enumerate(draws):
                 blend.add(start + k, summarise(d))
             bar.update(len(draws))

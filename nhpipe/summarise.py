@@ -6,6 +6,7 @@ All statistics are computed on samples of log10(<n_H>_m / cm-3).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 #: Quantile levels (fractions) and the HDU names that carry them.
 QUANTILES = {"Q02_5": 0.025, "Q16": 0.16, "Q50": 0.50, "Q84": 0.84, "Q97_5": 0.975}
@@ -28,13 +29,14 @@ ENTROPY_BIN_DEX = 0.1
 ENTROPY_RANGE = (-2.0, 9.0)
 
 
-def summarise(samples: np.ndarray) -> np.ndarray:
+def summarise(samples) -> np.ndarray:
     """Summarise samples of log10 <n_H>_m per pixel.
 
     Parameters
     ----------
-    samples : ndarray, shape (S, ...)
-        S samples of log10(<n_H>_m / cm-3) per pixel.
+    samples : ndarray or torch.Tensor, shape (S, ...)
+        S samples of log10(<n_H>_m / cm-3) per pixel. A tensor is summarised on its own
+        device (the GPU, in the pipeline), in float64 like an array on the CPU.
 
     Returns
     -------
@@ -47,23 +49,17 @@ def summarise(samples: np.ndarray) -> np.ndarray:
         - STD: sample standard deviation (ddof = 0), in dex;
         - ENTROPY: :func:`histogram_entropy`, the poster's exp(Shannon entropy);
         - Q02_5 ... Q97_5: empirical quantiles (linear interpolation between order
-          statistics); Q16-Q84 is the 68 % and Q02_5-Q97_5 the 95 % interval.
+          statistics, numpy's default); Q16-Q84 is the 68 % and Q02_5-Q97_5 the 95 %
+          interval.
     """
-    x = np.asarray(samples, dtype=np.float64)
-    if x.ndim < 1 or len(x) < 1:
-        raise ValueError(f"need at least one sample, got shape {x.shape}")
-    ordered = np.sort(x, axis=0)
-    out = [
-        ordered.mean(axis=0),
-        half_sample_mode(ordered, is_sorted=True),
-        ordered.std(axis=0),
-        histogram_entropy(ordered),
-    ]
-    out.extend(np.quantile(ordered, list(QUANTILES.values()), axis=0))
-    return np.stack(out).astype(np.float32)
+    ordered, shape = _sorted_rows(samples)
+    out = [ordered.mean(dim=1), _half_sample_mode(ordered), ordered.std(dim=1, correction=0),
+           _entropy(ordered)]
+    out.extend(_quantile(ordered, level) for level in QUANTILES.values())
+    return torch.stack(out).float().reshape(-1, *shape).cpu().numpy()
 
 
-def half_sample_mode(samples: np.ndarray, *, is_sorted: bool = False) -> np.ndarray:
+def half_sample_mode(samples) -> np.ndarray:
     """Half-sample mode along axis 0 (Bickel & Fruehwirth 2006, CSDA 50, 3500).
 
     Repeatedly keeps the half of the (sorted) samples that spans the shortest interval,
@@ -73,35 +69,17 @@ def half_sample_mode(samples: np.ndarray, *, is_sorted: bool = False) -> np.ndar
 
     Parameters
     ----------
-    samples : ndarray, shape (S, ...)
+    samples : ndarray or torch.Tensor, shape (S, ...)
 
     Returns
     -------
     ndarray, shape (...)
     """
-    x = np.asarray(samples, dtype=np.float64)
-    if not is_sorted:
-        x = np.sort(x, axis=0)
-    rest = x.shape[1:]
-    x = x.reshape(len(x), -1)
-    n = len(x)
-    cols = np.arange(x.shape[1])
-    while n > 3:
-        h = (n + 1) // 2
-        widths = x[h - 1 : n] - x[: n - h + 1]
-        start = np.argmin(widths, axis=0)
-        x = x[start[None, :] + np.arange(h)[:, None], cols[None, :]]
-        n = h
-    if n == 3:
-        left, right = x[1] - x[0], x[2] - x[1]
-        mode = np.where(left < right, 0.5 * (x[0] + x[1]), 0.5 * (x[1] + x[2]))
-        mode = np.where(left == right, x[1], mode)
-    else:
-        mode = x.mean(axis=0)
-    return mode.reshape(rest)
+    ordered, shape = _sorted_rows(samples)
+    return _half_sample_mode(ordered).reshape(shape).cpu().numpy()
 
 
-def histogram_entropy(samples: np.ndarray) -> np.ndarray:
+def histogram_entropy(samples) -> np.ndarray:
     """Exponential of the Shannon entropy of the per-pixel histogram of the samples.
 
     The poster's entropy map, H = exp(-sum_k p_k ln p_k), with p_k the fraction of a
@@ -114,22 +92,68 @@ def histogram_entropy(samples: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    samples : ndarray, shape (S, ...)
+    samples : ndarray or torch.Tensor, shape (S, ...)
         Samples of log10 <n_H>_m.
 
     Returns
     -------
     ndarray, shape (...), dimensionless
     """
-    x = np.asarray(samples, dtype=np.float64)
+    ordered, shape = _sorted_rows(samples)
+    return _entropy(ordered).reshape(shape).cpu().numpy()
+
+
+def _sorted_rows(samples) -> tuple[torch.Tensor, tuple]:
+    """float64 samples as one sorted row per pixel, shape (pixels, S), and the pixels'
+    shape. Rows make the sort and every reduction run over contiguous memory (on a CPU,
+    as fast as numpy's sort along axis 0)."""
+    if isinstance(samples, torch.Tensor):
+        x = samples.detach().to(torch.float64)
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float64))
+    if x.ndim < 1 or len(x) < 1:
+        raise ValueError(f"need at least one sample, got shape {tuple(x.shape)}")
+    rows = x.reshape(len(x), -1).T.contiguous()
+    return torch.sort(rows, dim=1).values, tuple(x.shape[1:])
+
+
+def _quantile(ordered: torch.Tensor, level: float) -> torch.Tensor:
+    """numpy's default (linear) quantile of rows of sorted samples."""
+    position = level * (ordered.shape[1] - 1)
+    below = int(np.floor(position))
+    above = min(below + 1, ordered.shape[1] - 1)
+    return torch.lerp(ordered[:, below], ordered[:, above], position - below)
+
+
+def _half_sample_mode(x: torch.Tensor) -> torch.Tensor:
+    n = x.shape[1]
+    while n > 3:
+        h = (n + 1) // 2
+        widths = x[:, h - 1:n] - x[:, :n - h + 1]
+        start = torch.argmin(widths, dim=1, keepdim=True)
+        x = torch.gather(x, 1, start + torch.arange(h, device=x.device))
+        n = h
+    if n == 3:
+        left, right = x[:, 1] - x[:, 0], x[:, 2] - x[:, 1]
+        mode = torch.where(left < right, 0.5 * (x[:, 0] + x[:, 1]), 0.5 * (x[:, 1] + x[:, 2]))
+        return torch.where(left == right, x[:, 1], mode)
+    return x.mean(dim=1)
+
+
+def _entropy(ordered: torch.Tensor) -> torch.Tensor:
+    """exp(entropy) of rows of sorted samples: their bins are sorted too, so each
+    occupied bin is a run of equal bin numbers, and H = ln S - sum_k c_k ln c_k / S over
+    the runs' lengths c_k."""
     lo, hi = ENTROPY_RANGE
     nbins = int(round((hi - lo) / ENTROPY_BIN_DEX))
-    index = np.clip(np.floor((x - lo) / ENTROPY_BIN_DEX), 0, nbins - 1).astype(np.int64)
-    flat = index.reshape(len(x), -1)
-    npix = flat.shape[1]
-    keys = flat * npix + np.arange(npix)[None, :]
-    counts = np.bincount(keys.ravel(), minlength=nbins * npix).reshape(nbins, npix)
-    p = counts / len(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * np.log(p), 0.0)
-    return np.exp(-terms.sum(axis=0)).reshape(x.shape[1:])
+    index = torch.clamp(torch.floor((ordered - lo) / ENTROPY_BIN_DEX), 0, nbins - 1)
+    n = index.shape[1]
+    new = torch.ones_like(index, dtype=torch.bool)  # where a run (an occupied bin) starts
+    new[:, 1:] = index[:, 1:] != index[:, :-1]
+    last = torch.ones_like(new)
+    last[:, :-1] = new[:, 1:]
+    position = torch.arange(n, device=index.device).expand_as(index)
+    start = torch.cummax(torch.where(new, position, 0), dim=1).values
+    length = (position - start + 1).to(torch.float64)
+    clog = torch.where(last, length * torch.log(length), 0.0).sum(dim=1)
+    return torch.exp(np.log(n) - clog / n)

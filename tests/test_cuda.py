@@ -51,6 +51,15 @@ def test_shipped_networks_on_cuda_agree_with_the_cpu(name):
     assert 0.9 < spread < 1.1
 
 
+def test_statistics_on_cuda_equal_the_cpu_ones():
+    from nhpipe.summarise import summarise
+
+    samples = torch.randn((64, 128, 128), generator=torch.Generator().manual_seed(0),
+                          dtype=torch.float64) * 0.3 + 3.0
+    np.testing.assert_allclose(summarise(samples.float().cuda()), summarise(samples.float()),
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_same_seed_same_map_on_cuda():
     hdu = _hdu((120, 110))
     a, b = (nhpipe.estimate(hdu, distance="400pc", species="H2", model="ddpm", samples=8,

@@ -110,6 +110,21 @@ class TestSummarise:
         assert histogram_entropy(np.full((16, 1), 3.03))[0] == pytest.approx(1.0)
         four_bins = np.repeat([3.05, 3.15, 3.25, 3.35], 4)[:, None]
         assert histogram_entropy(four_bins)[0] == pytest.approx(4.0)
+        # Uneven bins, out-of-range values in the end bins: exp(-sum p ln p) by hand.
+        samples = np.array([3.01, 3.02, 3.03, 3.12, 3.13, 4.5, -7.0, 12.0])[:, None]
+        p = np.array([3, 2, 1, 1, 1]) / 8
+        assert histogram_entropy(samples[::-1])[0] == pytest.approx(np.exp(-np.sum(p * np.log(p))))
+
+    def test_tensor_and_array_agree(self):
+        """The pipeline summarises tensors where they were drawn (a GPU), tests and
+        evaluations arrays: the same numbers, whatever the memory layout."""
+        rng = np.random.default_rng(0)
+        samples = rng.normal(3.0, 0.3, size=(24, 6, 5)).astype(np.float32)
+        samples[:, 0, 0] = 4.0  # ties: every sample equal
+        tensor = torch.from_numpy(samples.transpose(0, 2, 1).copy()).transpose(1, 2)
+        assert not tensor.is_contiguous()
+        np.testing.assert_array_equal(summarise(tensor), summarise(samples))
+        assert summarise(samples).shape == (len(STATISTICS), 6, 5)
 
 
 class TestModels:
