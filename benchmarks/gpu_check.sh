@@ -6,7 +6,8 @@
 #    sampling noise, the same seed gives the same map, training on CUDA resumes;
 # 2. the README's example map with each network on cuda and on cpu, scored against its truth;
 # 3. benchmarks/speed.py on the GPU at 1, 8 and 32 regions per call;
-# 4. benchmarks/endtoend.py (nhpipe run per stage; --device auto takes the GPU).
+# 4. benchmarks/endtoend.py (nhpipe run per stage; --device auto takes the GPU);
+# 5. the whole test suite, where --device auto now means the GPU (over 140 s there).
 set -u
 out=${1:?usage: bash benchmarks/gpu_check.sh OUTDIR}
 mkdir -p "$out"
@@ -23,3 +24,4 @@ done 2>&1 | tee "$out/example.log"
 python benchmarks/speed.py --device cuda --batch 1 8 32 --out "$out/speed.json" \
   | tee "$out/speed.log"
 python benchmarks/endtoend.py --ddpm-steps 4 --out "$out/endtoend" 2>&1 | tee "$out/endtoend.log"
+python -m pytest -q -p no:cacheprovider -rfE 2>&1 | tee "$out/pytest.log"
