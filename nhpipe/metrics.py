@@ -42,13 +42,16 @@ def error_at_accuracy(pred, truth, accuracy: float = 0.8) -> float:
     return float(np.quantile(np.abs(np.asarray(pred) - np.asarray(truth)), accuracy))
 
 
-def _sorted_quantile(x, q: float) -> np.ndarray:
+def sorted_quantile(x, q: float):
     """The q-quantile of each column of samples already sorted along axis 0 (numpy's
-    default, linear interpolation between order statistics)."""
+    default, linear interpolation between order statistics), for a numpy array or a
+    torch tensor (on its device)."""
     h = (len(x) - 1) * q
     lo = int(np.floor(h))
     hi = min(lo + 1, len(x) - 1)
-    return x[lo] + (h - lo) * (x[hi] - x[lo])
+    t = h - lo
+    # numpy's lerp: from the nearer order statistic, so the result is numpy's to the bit.
+    return x[lo] + t * (x[hi] - x[lo]) if t < 0.5 else x[hi] - (1 - t) * (x[hi] - x[lo])
 
 
 def inside(samples, truth, level: float) -> np.ndarray:
@@ -58,8 +61,8 @@ def inside(samples, truth, level: float) -> np.ndarray:
 
 
 def _inside_sorted(x, truth, level: float) -> np.ndarray:
-    return ((truth >= _sorted_quantile(x, (1 - level) / 2))
-            & (truth <= _sorted_quantile(x, (1 + level) / 2)))
+    return ((truth >= sorted_quantile(x, (1 - level) / 2))
+            & (truth <= sorted_quantile(x, (1 + level) / 2)))
 
 
 def coverage(samples, truth, level: float) -> float:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .metrics import sorted_quantile
+
 #: Quantile levels (fractions) and the HDU names that carry them.
 QUANTILES = {"Q02_5": 0.025, "Q16": 0.16, "Q50": 0.50, "Q84": 0.84, "Q97_5": 0.975}
 
@@ -55,7 +57,7 @@ def summarise(samples) -> np.ndarray:
     ordered, shape = _sorted_rows(samples)
     out = [ordered.mean(dim=1), _half_sample_mode(ordered), ordered.std(dim=1, correction=0),
            _entropy(ordered)]
-    out.extend(_quantile(ordered, level) for level in QUANTILES.values())
+    out.extend(sorted_quantile(ordered.T, level) for level in QUANTILES.values())
     return torch.stack(out).float().reshape(-1, *shape).cpu().numpy()
 
 
@@ -115,14 +117,6 @@ def _sorted_rows(samples) -> tuple[torch.Tensor, tuple]:
         raise ValueError(f"need at least one sample, got shape {tuple(x.shape)}")
     rows = x.reshape(len(x), -1).T.contiguous()
     return torch.sort(rows, dim=1).values, tuple(x.shape[1:])
-
-
-def _quantile(ordered: torch.Tensor, level: float) -> torch.Tensor:
-    """numpy's default (linear) quantile of rows of sorted samples."""
-    position = level * (ordered.shape[1] - 1)
-    below = int(np.floor(position))
-    above = min(below + 1, ordered.shape[1] - 1)
-    return torch.lerp(ordered[:, below], ordered[:, above], position - below)
 
 
 def _half_sample_mode(x: torch.Tensor) -> torch.Tensor:
