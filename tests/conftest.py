@@ -51,6 +51,14 @@ def blob_map(shape, *, peak=1e22, floor=1e21, seed=0):
     return floor + peak * ridge + 0.01 * floor * rng.standard_normal(shape)
 
 
+def beam_hdu(shape=(48, 40), **blob):
+    """:func:`blob_map` as an N(H2) HDU with 6" pixels and an HGBS-like 18.2" beam in
+    BMAJ/BMIN (``blob``: its ``peak``, ``floor``, ``seed``)."""
+    header = make_header(shape, pixel_arcsec=6.0)
+    header["BMAJ"] = header["BMIN"] = 18.2 / 3600
+    return fits.PrimaryHDU(blob_map(shape, **blob), header=header)
+
+
 @pytest.fixture
 def write_map(tmp_path):
     """Write a synthetic map to a FITS file and return its path."""

@@ -506,15 +506,11 @@ class TestModelTermFromCard:
     that made the map, and only when the map's MODELSHA is that card's weights."""
 
     def _map(self, tmp_path, model):
-        from astropy.io import fits
-
         import nhpipe
 
-        from .conftest import blob_map, make_header
+        from .conftest import beam_hdu
 
-        header = make_header((48, 40), pixel_arcsec=6.0)
-        header["BMAJ"] = header["BMIN"] = 18.2 / 3600
-        hdul = nhpipe.estimate(fits.PrimaryHDU(blob_map((48, 40)), header=header),
+        hdul = nhpipe.estimate(beam_hdu((48, 40)),
                                distance="400pc", species="H2", model=model, samples=4)
         path = tmp_path / f"{model}.fits"
         hdul.writeto(path)

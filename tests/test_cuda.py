@@ -10,28 +10,21 @@ draws, not a bias.
 import numpy as np
 import pytest
 import torch
-from astropy.io import fits
 from astropy.wcs import WCS
 
 import nhpipe
 from nhpipe.models import load_model
 
-from .conftest import blob_map, make_header
+from .conftest import beam_hdu
 from .test_models import TINY
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
-def _hdu(shape=(300, 280)):
-    header = make_header(shape, pixel_arcsec=6.0)
-    header["BMAJ"] = header["BMIN"] = 18.2 / 3600
-    return fits.PrimaryHDU(blob_map(shape, peak=3e22), header=header)
-
-
 @pytest.mark.parametrize("name", ["unet", "cinn", "ddpm"])
 def test_shipped_networks_on_cuda_agree_with_the_cpu(name):
     """float32 on both: same planes, same WCS, MEAN equal within the Monte-Carlo noise."""
-    hdu = _hdu()
+    hdu = beam_hdu((300, 280), peak=3e22)
     runs = {device: nhpipe.estimate(hdu, distance="400pc", species="H2", model=name,
                                     samples=64, seed=1, device=device, precision="float32")
             for device in ("cpu", "cuda")}
@@ -61,7 +54,7 @@ def test_statistics_on_cuda_equal_the_cpu_ones():
 
 
 def test_same_seed_same_map_on_cuda():
-    hdu = _hdu((120, 110))
+    hdu = beam_hdu((120, 110), peak=3e22)
     a, b = (nhpipe.estimate(hdu, distance="400pc", species="H2", model="ddpm", samples=8,
                             seed=5, device="cuda")["MEAN"].data for _ in range(2))
     assert np.array_equal(a, b, equal_nan=True)

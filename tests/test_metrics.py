@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from astropy.io import fits
 
 import nhpipe
 from nhpipe.evaluate import evaluate, markdown_table
@@ -9,14 +8,8 @@ from nhpipe.metrics import (binned_metrics, clustered_se, coverage, crps, error_
 from nhpipe.models import load_model
 from nhpipe.train import train
 
-from .conftest import blob_map, make_header
+from .conftest import beam_hdu
 from .test_models import TINY, tiny_data  # noqa: F401  (fixture)
-
-
-def _small_map(shape=(48, 40)):
-    header = make_header(shape, pixel_arcsec=6.0)
-    header["BMAJ"] = header["BMIN"] = 18.2 / 3600
-    return fits.PrimaryHDU(blob_map(shape), header=header)
 
 
 def test_point_metrics():
@@ -125,7 +118,7 @@ def test_evaluate_recomputes(tiny_data, tmp_path):  # noqa: F811
     # into every output's header (SYSTDEX); a card without an evaluation writes none.
     from nhpipe.evaluate import raw_biases, store_in_card
 
-    hdu = _small_map()
+    hdu = beam_hdu()
     plain = nhpipe.estimate(hdu, distance="400pc", species="H2", samples=2, device="cpu",
                             model=load_model("unet", path=tmp_path / "unet"))
     assert "SYSTDEX" not in plain[0].header

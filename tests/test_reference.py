@@ -10,20 +10,17 @@ to the CPU's within their sampling noise instead).
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 
 import nhpipe
 
-from .conftest import blob_map, make_header
+from .conftest import beam_hdu
 from .test_catalog import _cores
 
 REFERENCE = Path(__file__).parent / "data" / "reference_outputs.npz"
 
 
 def outputs() -> dict:
-    header = make_header((48, 40), pixel_arcsec=6.0)
-    header["BMAJ"] = header["BMIN"] = 18.2 / 3600
-    hdu = fits.PrimaryHDU(blob_map((48, 40)), header=header)
+    hdu = beam_hdu((48, 40))
     result = {}
     for model in ("powerlaw", "unet"):
         hdul = nhpipe.estimate(hdu, distance="400pc", species="H2", model=model, samples=4,

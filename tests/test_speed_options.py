@@ -6,25 +6,18 @@ tolerance the README states and the options to their one-line refusals.
 
 import numpy as np
 import pytest
-from astropy.io import fits
 
 import nhpipe
 from nhpipe.errors import InputError
 from nhpipe.inference import resolve_precision
 
-from .conftest import blob_map, make_header
-
-
-def _hdu(shape=(64, 56)):
-    header = make_header(shape, pixel_arcsec=6.0)
-    header["BMAJ"] = header["BMIN"] = 18.2 / 3600
-    return fits.PrimaryHDU(blob_map(shape), header=header)
+from .conftest import beam_hdu
 
 
 def test_bfloat16_agrees_with_float32_within_the_stated_tolerance():
     """Same seed, same draws: bfloat16 moves the U-Net's MEAN by < 0.02 dex anywhere and
     by < 0.002 dex on average (README: 'Inference precision')."""
-    hdu = _hdu()
+    hdu = beam_hdu((64, 56))
     runs = {p: nhpipe.estimate(hdu, distance="400pc", species="H2", model="unet", samples=8,
                                seed=3, precision=p) for p in ("float32", "bfloat16")}
     diff = runs["bfloat16"]["MEAN"].data - runs["float32"]["MEAN"].data
@@ -62,7 +55,7 @@ def test_precision_auto_and_refusal():
 
 
 def test_steps_recorded_and_validated(run_cli, write_map, tmp_path):
-    hdu = _hdu((40, 40))
+    hdu = beam_hdu((40, 40))
     hdul = nhpipe.estimate(hdu, distance="400pc", species="H2", model="ddpm", samples=2,
                            steps=2)
     assert hdul[0].header["NSTEPS"] == 2
