@@ -37,10 +37,10 @@ def _synchronise(device):
         torch.cuda.synchronize(device)
 
 
-def matmul_gflops(device, n=1024, repeats=10):
-    """GFLOP/s of an n x n float32 matmul on ``device`` (median of ``repeats``)."""
-    if device.type == "cuda":
-        n = 8192  # a 1024^3 product is over before a GPU is busy
+def matmul_gflops(device, n=None, repeats=10):
+    """GFLOP/s of an n x n float32 matmul on ``device`` (median of ``repeats``); by default
+    n = 1024 on a CPU and 8192 on a GPU, where a 1024^3 product is over before it is busy."""
+    n = n or (8192 if device.type == "cuda" else 1024)
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
     a @ b
