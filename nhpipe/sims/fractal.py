@@ -16,6 +16,13 @@ The box is 128 cells wide and L deep (log-uniform 1-30 pc, like the training lin
 sight) at the same 0.026 pc cells; the mean density follows Larson's relation n_H ~
 6800 cm-3 (L / pc)^-1.1 (Larson 1981, MNRAS 194, 809, n(H2) ~ 3400 L^-1.1) with a log-
 uniform scatter of +-0.5 dex.
+
+How a map of this family shows its depth is a choice made here, not a property of the
+sky: by Larson's relation N_H hardly changes with the depth while <n_H>_m does, and the
+number of top-level clumps grows with the depth at a fixed clump width, so a deep box is a
+smoother map. A network trained on this family learns that rule and reads the family's
+depth well (docs/experiments/in_family.md); the family tests transfer only while no
+network trains on it.
 """
 
 from __future__ import annotations
