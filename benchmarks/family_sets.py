@@ -27,7 +27,8 @@ import json
 import h5py
 import numpy as np
 
-SPLITS = ("train", "val", "test")
+from nhpipe._write import atomic_path, check_output_path
+from nhpipe.data import SPLITS
 
 
 def split_family(src, dst, n_val: int) -> dict:
@@ -60,9 +61,11 @@ def merge_sets(dst, sources) -> dict:
 
 
 def _write(dst, attrs: dict, parts: dict) -> dict:
-    """Write ``dst`` (must not exist): each split the concatenation of its (group, rows)
-    parts, every dataset with its dtype and attributes."""
-    with h5py.File(dst, "w-") as b:
+    """Write ``dst`` (must not exist; atomically, as nhpipe writes its data sets): each
+    split the concatenation of its (group, rows) parts, every dataset with its dtype and
+    attributes."""
+    dst = check_output_path(dst)
+    with atomic_path(dst) as tmp, h5py.File(tmp, "w") as b:
         b.attrs.update(attrs)
         for split, pieces in parts.items():
             out = b.create_group(split)
