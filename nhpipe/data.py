@@ -2,7 +2,7 @@
 
 One HDF5 file holds the regions of one family (:mod:`nhpipe.sims.families`). The training
 family ``clouds`` is split train/val/test (80/10/10 %) by cube; a validation family
-(``fractal``, ``mhd``) goes whole into ``val``: no network trains on it. Regions of one
+(``fractal``, ``mhd``, ``turb``) goes whole into ``val``: no network trains on it. Regions of one
 cube always go to the same split: views of one cube share their structures, and a
 validation split that shares cubes with training (as in the poster's research code)
 overstates accuracy. The first generator's files (``--family v1``, format 1: three views
@@ -139,14 +139,16 @@ def make_dataset(out, *, n_cubes: int, family: str = TRAINING_FAMILY, seed: int 
     n_cubes : int
         Number of cubes: one region each (three, one per axis, for ``v1``).
     family : str
-        ``clouds`` (generator v5, split 80/10/10 by cube), ``fractal`` or ``mhd``
+        ``clouds`` (generator v5, split 80/10/10 by cube), ``fractal``, ``mhd`` or ``turb``
         (validation families, all in ``val``), or ``v1`` (the first generator).
     seed : int
         Seed of everything (parameters, fields, noise, split).
     workers : int
         Processes simulating cubes in parallel.
     source : path, optional
-        The simulation snapshot of the ``mhd`` family.
+        The simulation snapshot of the ``mhd`` family; for ``turb``, the folder that keeps
+        its turbulence snapshots (:func:`nhpipe.sims.hydro.make_snapshots` runs those of
+        ``seed`` that are not there yet, minutes each).
     beam_arcsec, distance_pc, noise
         ``v1`` only: one observation for all its inputs (see
         :func:`nhpipe.sims.observe.observe`); the other families draw theirs per region.
@@ -162,11 +164,19 @@ def make_dataset(out, *, n_cubes: int, family: str = TRAINING_FAMILY, seed: int 
     if family == "mhd" and source is None:
         raise InputError("`family='mhd'` needs `source`, a snapshot (e.g. ../shared/data/"
                          "idefix_orszagtang3d_mhd/data.0001.ref.vtk)")
+    if family == "turb" and source is None:
+        raise InputError("`family='turb'` needs `source`, a folder that keeps its turbulence "
+                         "snapshots (e.g. data/turb; made there on the first call)")
     v1_options = {"beam_arcsec": beam_arcsec, "distance_pc": distance_pc, "noise": noise}
     if family != "v1" and (beam_arcsec or noise):
         raise InputError(f"`beam_arcsec` and `noise` are for `family='v1'` only; family {family} "
                          "draws a beam and a noise level per region")
     out = check_output_path(out, overwrite=overwrite)
+    if family == "turb":
+        from .sims.hydro import make_snapshots, snapshot_dir
+
+        make_snapshots(source, seed=seed, workers=workers, progress=progress)
+        source = snapshot_dir(source, seed)
     if family in ("v1", TRAINING_FAMILY):
         labels = assign_splits(n_cubes, seed=seed)
     else:

@@ -20,25 +20,31 @@ def add_make_dataset(sub) -> None:
         "self-gravity in half of them, 1-3 components along the line of sight; 25 % of "
         "the lines of sight one quiescent cloud alone) is what networks train on, split "
         "train/val/test 80/10/10 % by cube; the validation families 'fractal' "
-        "(hierarchical clumps) and 'mhd' (a real "
-        "MHD snapshot, --source) go whole into 'val'. Every family is observed alike: beam "
-        "0.5-16 model pixels, noise 1-10 %, a zero-level offset in 30 % of the maps. "
+        "(hierarchical clumps), 'mhd' (a real "
+        "MHD snapshot, --source) and 'turb' (driven isothermal supersonic turbulence solved "
+        "by nhpipe: 8 boxes of 96^3 cells, Mach 4-16, about 4 minutes each, kept as FITS "
+        "cubes in the --source folder and reused) go whole into 'val'. Every family is "
+        "observed alike: beam 0.5-16 model pixels, noise 1-10 %, a zero-level offset in "
+        "30 % of the maps. "
         "'v1' is the first generator (128^3 cubes, 3 views, one --beam and --noise).",
         epilog="examples:\n"
         "  nhpipe make-dataset --family clouds --n-cubes 3000 --out data/clouds.h5 --workers 2\n"
         "  nhpipe make-dataset --family fractal --n-cubes 300 --out data/fractal.h5\n"
         "  nhpipe make-dataset --family mhd --n-cubes 300 --out data/mhd.h5 \\\n"
         "      --source ../shared/data/idefix_orszagtang3d_mhd/data.0001.ref.vtk\n"
+        "  nhpipe make-dataset --family turb --n-cubes 300 --out data/turb.h5 --source data/turb\n"
         "  nhpipe make-dataset --family v1 --n-cubes 1250 --beam 18.2 --noise 0.02 "
         "--out data/regions.h5",
     )
-    make.add_argument("--family", default="clouds", choices=["clouds", "fractal", "mhd", "v1"],
+    make.add_argument("--family", default="clouds", choices=["clouds", "fractal", "mhd", "turb",
+                                                              "v1"],
                       help="generator family (default: clouds, the training family)")
     make.add_argument("--n-cubes", type=int, required=True,
                       help="cubes to simulate: one region each (3 for v1)")
     make.add_argument("--out", required=True, help="output HDF5 file")
     make.add_argument("--source", help="simulation snapshot for --family mhd (anything yt "
-                      "reads, e.g. an IDEFIX .vtk)")
+                      "reads, e.g. an IDEFIX .vtk); for --family turb, the folder that keeps "
+                      "its turbulence snapshots")
     make.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     make.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
     make.add_argument("--beam", type=float, default=None, metavar="ARCSEC",

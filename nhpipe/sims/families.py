@@ -9,7 +9,9 @@ answer:
 - ``clouds``: generator v5 (:mod:`nhpipe.sims.sky`), the one networks train on;
 - ``fractal``: hierarchical clump ensembles (:mod:`nhpipe.sims.fractal`);
 - ``mhd``: a real MHD simulation snapshot read with yt (by default the IDEFIX
-  Orszag-Tang snapshot), projected along a random axis and rescaled (:func:`mhd_region`).
+  Orszag-Tang snapshot), projected along a random axis and rescaled (:func:`mhd_region`);
+- ``turb``: driven isothermal supersonic turbulence solved here (:mod:`nhpipe.sims.hydro`),
+  eight boxes of Mach 4-16 per seed, viewed like the MHD snapshot.
 
 Each family draws from its own random stream ``default_rng([seed, key, index])`` (the key
 is the family's), so files of different families never share a cloud, whatever seeds
@@ -26,6 +28,7 @@ from scipy import ndimage
 
 from .cloud import CELL_PC
 from .fractal import FractalRanges, fractal_cube, larson_density
+from .hydro import TurbulenceRanges, read_snapshot, snapshot_headers
 from .observe import ObservationRanges, draw_observation, loguniform, observe_region
 from .project import project
 from .sky import REGION, SkyRanges, simulate_sightline
@@ -52,6 +55,11 @@ class MHDRanges:
 
     box_pc: tuple = (1.0, 30.0)
     larson_scatter_dex: tuple = (-0.5, 0.5)
+
+
+@functools.lru_cache(maxsize=TurbulenceRanges.n_snapshots)
+def _turb_snapshot(path: str):
+    return read_snapshot(path)
 
 
 @functools.lru_cache(maxsize=2)
@@ -130,11 +138,27 @@ def _mhd_region(rng, source=None, *, width=REGION):
     return region
 
 
+def _turb_region(rng, source=None, *, width=REGION):
+    from pathlib import Path
+
+    if source is None:
+        raise ValueError("the turb family needs its snapshots' folder: source=DIR")
+    paths = sorted(Path(source).glob("snapshot_*.fits"))
+    if not paths:
+        raise ValueError(f"no turbulence snapshots in {source}")
+    path = paths[int(rng.integers(len(paths)))]
+    n_rel, cells = _turb_snapshot(str(path))
+    region = mhd_region(rng, n_rel, cells, ranges=MHDRanges(), width=width)
+    region["params"].update(kind="turb", source=str(path))
+    return region
+
+
 #: name -> (random-stream key, region maker, ranges, generator module).
 FAMILIES = {
     "clouds": (2, _clouds_region, SkyRanges, "nhpipe.sims.sky"),
     "fractal": (3, _fractal_region, FractalRanges, "nhpipe.sims.fractal"),
     "mhd": (4, _mhd_region, MHDRanges, "nhpipe.sims.families.mhd_region"),
+    "turb": (5, _turb_region, TurbulenceRanges, "nhpipe.sims.hydro"),
 }
 
 
@@ -144,6 +168,10 @@ def family_recipe(family: str, source=None) -> dict:
     recipe = {"family": family, "generator": module, "ranges": asdict(ranges()),
               "observation": asdict(ObservationRanges()), "cell_pc": CELL_PC,
               "region_px": REGION}
+    if family == "turb":  # its boxes are viewed like the MHD snapshot
+        recipe["box"] = asdict(MHDRanges())
+        if source is not None:
+            recipe["snapshots"] = snapshot_headers(source)
     if source is not None:
         recipe["source"] = str(source)
     return recipe
