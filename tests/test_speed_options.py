@@ -41,7 +41,9 @@ def test_channels_last_changes_nothing_in_float32():
         last = model.sample_normalised(
             model.inputs(x, 4.0).contiguous(memory_format=torch.channels_last), 4,
             torch.Generator().manual_seed(0))
-    torch.testing.assert_close(plain, last, rtol=1e-4, atol=1e-4)
+    # The two layouts run different convolution kernels, whose float32 rounding the cINN's
+    # inverse coupling layers amplify: up to 6e-4 (normalised units) with one thread.
+    torch.testing.assert_close(plain, last, rtol=0, atol=2e-3)
 
 
 def test_precision_auto_and_refusal():
