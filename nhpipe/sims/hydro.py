@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-#: Courant number of the time step (SSP-RK2 with HLL fluxes is stable to 0.5).
+#: Courant number of the time step, taken per axis (:func:`time_step`); an unsplit 3-D
+#: second-order scheme needs it at or below 0.5 (the rule of Athena++'s van Leer
+#: integrator, Stone et al. 2020, ApJS 249, 4).
 CFL = 0.4
 
 
