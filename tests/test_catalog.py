@@ -427,10 +427,12 @@ class TestModelErrorTerm:
         assert add_cores(nh, wcs, cores, profile).all()
         assert nh[98, 98] == nh.max() > 0 and nh[0, 0] == 0
 
-    @pytest.mark.parametrize("cloud", ["turbulent", "fractal"])
-    def test_mock_clouds_are_hgbs_maps_with_their_cores(self, cloud):
+    @pytest.mark.parametrize("cloud", ["turbulent", "fractal", "driven"])
+    def test_mock_clouds_are_hgbs_maps_with_their_cores(self, cloud, monkeypatch):
+        from nhpipe.sims import coremock
         from nhpipe.sims.coremock import make_mock
 
+        monkeypatch.setattr(coremock, "DRIVEN_CELLS", 16)  # a quick turbulence run
         hdu, cores = make_mock("sphere", seed=1, n_cores=5, size_deg=0.1, cloud=cloud,
                                detect=False)
         assert hdu.header["BUNIT"] == "cm-2" and hdu.header["BMAJ"] * 3600 == \
@@ -442,6 +444,22 @@ class TestModelErrorTerm:
         assert not np.allclose(other.data, hdu.data)
         with pytest.raises(ValueError, match="cloud one of"):
             make_mock("sphere", cloud="mhd")
+
+    def test_driven_cloud_has_a_larson_column(self, monkeypatch):
+        # Mean N_H of the 3.33 pc deep box: Larson's n_H(3.33 pc) times the depth, within
+        # the +-0.5 dex scatter (five faint cores and 2 % noise add little).
+        from nhpipe.grid import PIXEL_PC
+        from nhpipe.sims import coremock
+        from nhpipe.sims.fractal import larson_density
+        from nhpipe.units import PC_CM
+
+        monkeypatch.setattr(coremock, "DRIVEN_CELLS", 16)
+        depth_pc = 128 * PIXEL_PC
+        expected = larson_density(depth_pc) * depth_pc * PC_CM / 2  # N(H2)
+        for seed in range(3):
+            hdu, _ = coremock.make_mock("sphere", seed=seed, n_cores=5, size_deg=0.1,
+                                        cloud="driven", detect=False)
+            assert -0.5 <= np.log10(hdu.data.mean() / expected) <= 0.55
 
 
 class TestEnvelope:

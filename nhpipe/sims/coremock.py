@@ -1,4 +1,4 @@
-"""Mock maps of dense cores with known densities: two core profiles in two cloud families.
+"""Mock maps of dense cores with known densities: two core profiles in three cloud families.
 
 A mock is a simulated cloud seen like an HGBS map (3" pixels, 18.2" beam, 2 % noise,
 N(H2) in cm-2), with cores added to its column density, and the
@@ -12,13 +12,16 @@ Two profile families (a catalogue does not say which one a core has):
 - ``sphere``: a uniform sphere of radius R_deconv (the two-component model's own picture
   of a core, seen through the beam).
 
-and two families of cloud around them, so that a term fitted in one cloud is tested in
-another:
+and three families of cloud around them, so that a term fitted in one cloud is tested in
+the others:
 
 - ``turbulent``: the turbulent cloud of the training generator (:mod:`nhpipe.sims.cloud`,
   its own cores removed), 3.33 pc deep;
 - ``fractal``: a hierarchical clump cloud of the fractal validation family
-  (:mod:`nhpipe.sims.fractal`, Elmegreen 1997), as deep.
+  (:mod:`nhpipe.sims.fractal`, Elmegreen 1997), as deep;
+- ``driven``: a box of driven isothermal supersonic turbulence (:mod:`nhpipe.sims.hydro`,
+  :data:`DRIVEN_CELLS`^3 cells, rms Mach log-uniform in 4-16, run for each mock), as deep and at a Larson
+  mean density with +-0.5 dex scatter, like the ``turb`` validation family.
 
 Both profiles hold the catalogued mass inside R_obs (plummer) or in all (sphere), so the
 true mean density inside R_obs is known exactly. Every core is added to the map; the
@@ -38,12 +41,14 @@ from .cores import mean_density, plummer_column, plummer_n0
 from .observe import ARCSEC_PER_RAD
 
 PROFILES = ("plummer", "sphere")
-CLOUDS = ("turbulent", "fractal")
+CLOUDS = ("turbulent", "fractal", "driven")
 #: Observation of the mocks: HGBS high-resolution maps of a cloud at 400 pc.
 DISTANCE_PC, PIXEL_ARCSEC, BEAM_ARCSEC = 400.0, 3.0, 18.2
 #: A core is catalogued when its peak stands DETECTION_SNR times above the cloud's column
 #: fluctuations on CORE_SCALE_PC (pc) (:func:`detected`).
 DETECTION_SNR, CORE_SCALE_PC = 5.0, 0.1
+#: Cells per side of the turbulence box of a ``driven`` cloud (~40 s a run at 64).
+DRIVEN_CELLS = 64
 
 
 def sphere_column(b_cm, *, n, r_cm):
@@ -164,7 +169,7 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
     Parameters
     ----------
     profile : {'plummer', 'sphere'}
-    cloud : {'turbulent', 'fractal'}
+    cloud : {'turbulent', 'fractal', 'driven'}
         The cloud the cores sit in (module docstring).
     seed : int
         Seed of the cloud, the cores (when drawn) and the noise.
@@ -218,13 +223,28 @@ def _cloud_cube(cloud: str, rng: np.random.Generator, cells: int) -> np.ndarray:
     """n_H (cm-3) of a 3.33 pc deep cloud ``cells`` wide, without cores of its own (they
     would have no catalogue entry)."""
     depth = 128
+    depth_pc = depth * PIXEL_PC
     if cloud == "fractal":
         from .fractal import FractalRanges, fractal_cube
 
-        depth_pc = depth * PIXEL_PC
         cube, _ = fractal_cube(rng, FractalRanges(los_depth_pc=(depth_pc, depth_pc)),
                                width=cells)
         return cube
+    if cloud == "driven":
+        from scipy import ndimage
+
+        from .fractal import larson_density
+        from .hydro import TurbulenceConfig, turbulence_cube
+
+        mach = float(np.exp(rng.uniform(np.log(4.0), np.log(16.0))))
+        box = DRIVEN_CELLS
+        rho, _ = turbulence_cube(rng, TurbulenceConfig(n=box, mach=mach))
+        # The periodic box spans the map across and the cloud's depth along the line of
+        # sight; density is interpolated (linear, periodic), as for the turb family.
+        rho = ndimage.zoom(rho.astype(np.float64), (depth / box, cells / box, cells / box),
+                           order=1, mode="grid-wrap", grid_mode=True)
+        n_mean = larson_density(depth_pc) * 10 ** rng.uniform(-0.5, 0.5)
+        return (n_mean * np.clip(rho, 0, None) / rho.mean()).astype(np.float32)
     from .cloud import draw_params, make_cube
 
     params = draw_params(rng)
