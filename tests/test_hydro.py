@@ -132,6 +132,13 @@ class TestFamily:
         assert recipe["generator"] == "nhpipe.sims.hydro" and len(recipe["snapshots"]) == 8
         assert recipe["box"]["box_pc"] == [1.0, 30.0]
 
+    def test_cli_refuses_a_source_that_is_not_a_folder(self, run_cli, tmp_path):
+        (tmp_path / "file.txt").write_text("not a folder")
+        status, _, err = run_cli("make-dataset", "--family", "turb", "--n-cubes", "2",
+                                 "--out", tmp_path / "t.h5", "--source", tmp_path / "file.txt")
+        assert status == 2 and "cannot keep the turbulence snapshots" in err
+        assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t.h5").exists()
+
     def test_cli_refuses_turb_without_source(self, run_cli, tmp_path):
         status, _, err = run_cli("make-dataset", "--family", "turb", "--n-cubes", "2",
                                  "--out", tmp_path / "t.h5")

@@ -20,8 +20,8 @@ the others:
 - ``fractal``: a hierarchical clump cloud of the fractal validation family
   (:mod:`nhpipe.sims.fractal`, Elmegreen 1997), as deep;
 - ``driven``: a box of driven isothermal supersonic turbulence (:mod:`nhpipe.sims.hydro`,
-  :data:`DRIVEN_CELLS`^3 cells, rms Mach log-uniform in 4-16, run for each mock), as deep and at a Larson
-  mean density with +-0.5 dex scatter, like the ``turb`` validation family.
+  :data:`DRIVEN_CELLS`^3 cells, rms Mach log-uniform in 4-16, run for each mock), as deep
+  and at a Larson mean density with +-0.5 dex scatter, like the ``turb`` validation family.
 
 Both profiles hold the catalogued mass inside R_obs (plummer) or in all (sphere), so the
 true mean density inside R_obs is known exactly. Every core is added to the map; the

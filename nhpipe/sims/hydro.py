@@ -285,8 +285,14 @@ def make_snapshots(root, *, seed: int, ranges: TurbulenceRanges = TurbulenceRang
 
     from tqdm.auto import tqdm
 
+    from ..errors import InputError
+
     folder = snapshot_dir(root, seed)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot keep the turbulence snapshots in {root}: "
+                         f"{exc.strerror or exc}") from None
     rng = np.random.default_rng([seed, 5, 9_999])
     machs = np.exp(rng.uniform(*np.log(ranges.mach), size=ranges.n_snapshots))
     paths = [folder / f"snapshot_{k:02d}.fits" for k in range(ranges.n_snapshots)]
