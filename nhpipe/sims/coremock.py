@@ -231,22 +231,22 @@ def _cloud_cube(cloud: str, rng: np.random.Generator, cells: int) -> np.ndarray:
                                width=cells)
         return cube
     if cloud == "driven":
-        from scipy import ndimage
-
         from .families import MHDRanges
         from .fractal import larson_density
         from .hydro import TurbulenceConfig, TurbulenceRanges, turbulence_cube
         from .observe import loguniform
+        from .readers import DensityCube
 
         mach = loguniform(rng, TurbulenceRanges.mach)
         box = DRIVEN_CELLS
         rho, _ = turbulence_cube(rng, TurbulenceConfig(n=box, mach=mach))
         # The periodic box spans the map across and the cloud's depth along the line of
-        # sight; density is interpolated (linear, periodic), as for the turb family.
-        rho = ndimage.zoom(rho.astype(np.float64), (depth / box, cells / box, cells / box),
-                           order=1, mode="grid-wrap", grid_mode=True)
+        # sight, resampled to the model's cells like a simulation read from disk.
+        width_pc = cells * PIXEL_PC
+        rho = DensityCube(rho, (depth_pc / box, width_pc / box, width_pc / box)) \
+            .resampled(PIXEL_PC).n
         n_mean = larson_density(depth_pc) * 10 ** rng.uniform(*MHDRanges.larson_scatter_dex)
-        return (n_mean * np.clip(rho, 0, None) / rho.mean()).astype(np.float32)
+        return (n_mean * rho / rho.mean(dtype=np.float64)).astype(np.float32)
     from .cloud import draw_params, make_cube
 
     params = draw_params(rng)

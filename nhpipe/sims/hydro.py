@@ -246,7 +246,7 @@ def _snapshot_job(job):
     path, seed, k, config = job
     from astropy.io import fits
 
-    from .._write import atomic_path
+    from .._write import write_hdulist
 
     rng = np.random.default_rng([seed, 5, 10_000 + k])
     rho, info = turbulence_cube(rng, config)
@@ -262,8 +262,7 @@ def _snapshot_job(job):
     header["SEED"] = (seed, "seed of the family's snapshots")
     header["SNAPSHOT"] = (k, "index of this snapshot")
     header["ORIGIN"] = "nhpipe.sims.hydro.turbulence_cube"
-    with atomic_path(path) as tmp:
-        fits.PrimaryHDU(rho, header).writeto(tmp)
+    write_hdulist(path, fits.HDUList([fits.PrimaryHDU(rho, header)]))
     return path, info
 
 
@@ -286,6 +285,7 @@ def make_snapshots(root, *, seed: int, ranges: TurbulenceRanges = TurbulenceRang
     from tqdm.auto import tqdm
 
     from ..errors import InputError
+    from .observe import loguniform
 
     folder = snapshot_dir(root, seed)
     try:
@@ -294,7 +294,7 @@ def make_snapshots(root, *, seed: int, ranges: TurbulenceRanges = TurbulenceRang
         raise InputError(f"cannot keep the turbulence snapshots in {root}: "
                          f"{exc.strerror or exc}") from None
     rng = np.random.default_rng([seed, 5, 9_999])
-    machs = np.exp(rng.uniform(*np.log(ranges.mach), size=ranges.n_snapshots))
+    machs = [loguniform(rng, ranges.mach) for _ in range(ranges.n_snapshots)]
     paths = [folder / f"snapshot_{k:02d}.fits" for k in range(ranges.n_snapshots)]
     jobs = [(path, seed, k, TurbulenceConfig(n=ranges.n, mach=round(float(m), 3),
                                              turnovers=ranges.turnovers))
