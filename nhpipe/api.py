@@ -42,7 +42,8 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
         Distance to the cloud; by default the result's DISTPC. A value that contradicts
         DISTPC is refused.
     ld, nd : str, Quantity or float
-        Exactly one: the diffuse depth (``'10pc'``) or density (``'1e3cm-3'``).
+        Exactly one: the diffuse depth (``'10pc'``) or density (``'1e3cm-3'``, or
+        ``'local'``: the <n_H>_m of the map around each core).
     radius, lc_factor, lc_spread, ld_scatter, taper, seed, n_draws
         See :class:`nhpipe.cores.CorrectionOptions`.
     model_offset, model_scatter : float, optional
@@ -126,7 +127,7 @@ def correction_options(distance_pc: float, *, ld=None, nd=None, radius="observed
     and the CLI alike; its messages name the Python parameters (the CLI shows its flags).
     """
     from .cores import CorrectionOptions
-    from .units import parse_column_density, parse_length_pc, parse_number_density
+    from .units import parse_column_density, parse_length_pc
 
     if (ld is None) == (nd is None):
         raise InputError("give exactly one of `ld` (diffuse depth, A.3) or `nd` "
@@ -149,7 +150,7 @@ def correction_options(distance_pc: float, *, ld=None, nd=None, radius="observed
     return CorrectionOptions(
         distance_pc=distance_pc,
         l_d_pc=parse_length_pc(ld, what="ld") if ld is not None else None,
-        n_d=parse_number_density(nd, what="nd") if nd is not None else None,
+        n_d=_diffuse_density(nd),
         radius=radius, lc_factor=finite(lc_factor, "lc_factor", positive=True),
         lc_spread=finite(lc_spread, "lc_spread", upper=0.9),
         ld_dex=finite(ld_scatter, "ld_scatter", upper=2.0),
@@ -157,6 +158,21 @@ def correction_options(distance_pc: float, *, ld=None, nd=None, radius="observed
         nh_taper=parse_column_density(taper, what="taper") if taper else None,
         types=tuple(types) if types else None, max_alpha_be=max_alpha_be,
         exclude_comments=tuple(exclude_comments), seed=seed, n_draws=n_draws)
+
+
+def _diffuse_density(nd):
+    """A.4's n_d: None, ``'local'`` (each core's surroundings) or a density in cm-3."""
+    from .cores import LOCAL
+    from .units import parse_number_density
+
+    if nd is None:
+        return None
+    if isinstance(nd, str) and nd.strip().lower() == LOCAL:
+        return LOCAL
+    try:
+        return parse_number_density(nd, what="nd")
+    except InputError as exc:
+        raise InputError(f"{exc} (or 'local': the <n_H>_m around each core)") from None
 
 
 def _model_term(offset, scatter) -> dict:

@@ -108,17 +108,12 @@ def _validate(card, path) -> None:
                 or not all(_finite_number(normaliser[k]) for k in keys) \
                 or normaliser["nh_std"] <= 0 or normaliser["r_std"] <= 0:
             fail("'normaliser' must hold finite nh_mean, nh_std > 0, a, b, r_std > 0")
-    term = card.get("core_term")
-    if term is not None and (not isinstance(term, dict)
-                             or not _finite_number(term.get("offset_dex"))
-                             or not _finite_number(term.get("scatter_dex"))
-                             or term["scatter_dex"] < 0):
-        fail("'core_term' must hold finite offset_dex and scatter_dex >= 0")
-    fitted = (term or {}).get("map_calibration")
-    if fitted is not None and not (isinstance(fitted, dict)
-                                   and all(_finite_number(fitted.get(k))
-                                           for k in ("offset", "spread"))):
-        fail("'core_term.map_calibration' must hold a finite offset and spread")
+    terms = card.get("core_terms")
+    if terms is not None:
+        if not isinstance(terms, list):
+            fail("'core_terms' must be a list of model-error terms")
+        for term in terms:
+            _check_core_term(term, fail)
     if name in NETWORKS:
         edges, factors = (card["config"].get(k) for k in ("spread_edges", "spread_factors"))
         if (edges is not None or factors is not None) \
@@ -130,6 +125,33 @@ def _validate(card, path) -> None:
                 or not all(map(_finite_number, config.values())) or config["sigma"] < 0 \
                 or config.get("pixel_pc", 1.0) <= 0:
             fail("'config' of powerlaw must hold finite a, b, sigma >= 0 (and pixel_pc > 0)")
+
+
+def _check_core_term(term, fail) -> None:
+    """One model-error term of the core correction (:mod:`nhpipe.cores`): what it was
+    fitted for, its pooled offset and scatter, optionally one per envelope-ratio bin."""
+    if not isinstance(term, dict) or not isinstance(term.get("method"), str) \
+            or not isinstance(term.get("priors"), dict):
+        fail("each of 'core_terms' must be an object with a 'method' text and 'priors'")
+    if not _finite_number(term.get("offset_dex")) or not _finite_number(term.get("scatter_dex")) \
+            or term["scatter_dex"] < 0:
+        fail(f"core term {term['method']}: needs finite offset_dex and scatter_dex >= 0")
+    bins = term.get("by_envelope")
+    if bins is not None:
+        edges, offsets, scatters = (bins.get(k) if isinstance(bins, dict) else None
+                                    for k in ("edges", "offset_dex", "scatter_dex"))
+        lists = [edges, offsets, scatters]
+        if not all(isinstance(v, list) and all(map(_finite_number, v)) for v in lists) \
+                or len(offsets) != len(edges) + 1 or len(scatters) != len(edges) + 1 \
+                or any(b <= a for a, b in zip(edges, edges[1:])) or min(scatters) < 0:
+            fail(f"core term {term['method']}: 'by_envelope' needs ascending finite edges "
+                 "and one more finite offset_dex and scatter_dex >= 0 than edges")
+    fitted = term.get("map_calibration")
+    if fitted is not None and not (isinstance(fitted, dict)
+                                   and all(_finite_number(fitted.get(k))
+                                           for k in ("offset", "spread"))):
+        fail(f"core term {term['method']}: 'map_calibration' must hold a finite offset "
+             "and spread")
 
 
 def _finite_number(value) -> bool:

@@ -114,19 +114,38 @@ class TestReaders:
             assert coords[0].dec.deg == pytest.approx(-1.9)
 
 
-def _nhpipe_file(path, shape=(200, 200), nh=2e22, blank_cols=0):
+def _nhpipe_file(path, shape=(200, 200), nh=2e22, blank_cols=0, log_nm=LOG_NM,
+                 spread=(-0.4, -0.2, 0.0, 0.2, 0.4)):
     header = make_header(shape, pixel_arcsec=3.0)
     from astropy.wcs import WCS
 
     planes = [Plane("NH", np.full(shape, nh), "cm-2", "")]
-    spread = dict(zip(["Q02_5", "Q16", "Q50", "Q84", "Q97_5"], [-0.4, -0.2, 0.0, 0.2, 0.4]))
+    spread = dict(zip(["Q02_5", "Q16", "Q50", "Q84", "Q97_5"], spread))
     for name, offset in spread.items():
-        planes.append(Plane(name, np.full(shape, LOG_NM + offset), "dex(cm-3)", ""))
+        planes.append(Plane(name, np.full(shape, log_nm + offset), "dex(cm-3)", ""))
     if blank_cols:
         for p in planes:
             p.data[:, :blank_cols] = np.nan
     write_planes(path, planes, WCS(header), {})
     return path
+
+
+def _sharp_and_extended_cores(path, ra, dec):
+    """An nhpipe file with two cores of R = 0.03 pc (5.2 pixels at 400 pc) at the first
+    two positions: a sharp-edged disc (envelope ratio ~0) and one flat out to 2R (ratio
+    ~1), both 2e22 cm-2 over a 2e21 floor; any further position is on no excess."""
+    from astropy.coordinates import SkyCoord
+    from astropy.wcs import WCS
+
+    shape = (200, 200)
+    wcs = WCS(make_header(shape, pixel_arcsec=3.0))
+    x, y = wcs.world_to_pixel(SkyCoord(ra, dec, unit="deg"))
+    r_pix = 0.03 / 400 * 206264.806 / 3.0
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    nh = np.full(shape, 2e21)
+    for i, reach in enumerate([1.0, 2.0]):
+        nh[np.hypot(xx - x[i], yy - y[i]) <= reach * r_pix] += 2e22
+    return _nhpipe_file(path, shape=shape, nh=nh)
 
 
 def _cores(ra, dec):
@@ -492,21 +511,8 @@ class TestEnvelope:
         assert np.isnan(self._ratio(-1.0)).all()                    # no core above background
 
     def test_columns_of_correct_catalog(self, tmp_path):
-        from astropy.coordinates import SkyCoord
-        from astropy.wcs import WCS
-
-        # Two cores of R = 0.03 pc (5.2 pixels at 400 pc): a sharp-edged disc (ratio ~0)
-        # and one flat out to 2R (ratio ~1); a third on no excess (ratio NaN).
-        shape = (200, 200)
-        wcs = WCS(make_header(shape, pixel_arcsec=3.0))
         ra, dec = [85.5, 85.5, 85.5], [-1.0, -1.03, -1.06]
-        x, y = wcs.world_to_pixel(SkyCoord(ra, dec, unit="deg"))
-        r_pix = 0.03 / 400 * 206264.806 / 3.0
-        yy, xx = np.mgrid[: shape[0], : shape[1]]
-        nh = np.full(shape, 2e21)
-        for i, reach in enumerate([1.0, 2.0]):
-            nh[np.hypot(xx - x[i], yy - y[i]) <= reach * r_pix] += 2e22
-        path = _nhpipe_file(tmp_path / "map.fits", shape=shape, nh=nh)
+        path = _sharp_and_extended_cores(tmp_path / "map.fits", ra, dec)
         table, _ = correct_catalog(_cores(ra, dec), path,
                                    CorrectionOptions(distance_pc=400.0, l_d_pc=10.0,
                                                      model_offset_dex=0.0,
@@ -517,6 +523,103 @@ class TestEnvelope:
         np.testing.assert_allclose(table["contrast"][:2], 10.0, rtol=0.05)
         assert np.isnan(table["contrast"][2])
         assert list(table["low_contrast"]) == [False, False, True]
+
+
+class TestLocalDiffuse:
+    """A.4 with the n_d of each core's surroundings (``--nd local``): the median <n_H>_m
+    of the annulus 2R-3R around it."""
+
+    def _map(self, folder, spread=(0.0,) * 5):
+        from astropy.coordinates import SkyCoord
+        from astropy.wcs import WCS
+
+        # A disc of R = 0.03 pc (5.2 pixels) of N_H 3e22 and log <n>_m 4.5 on a floor of
+        # 1e22 and 3.0: the annulus 2R-3R sees the floor only.
+        shape = (120, 120)
+        wcs = WCS(make_header(shape, pixel_arcsec=3.0))
+        x, y = wcs.world_to_pixel(SkyCoord(85.5, -1.0, unit="deg"))
+        yy, xx = np.mgrid[: shape[0], : shape[1]]
+        inside = np.hypot(xx - x, yy - y) <= 0.03 / 400 * 206264.806 / 3.0
+        folder.mkdir(exist_ok=True)
+        return _nhpipe_file(folder / "map.fits", shape=shape,
+                            nh=np.where(inside, 3e22, 1e22),
+                            log_nm=np.where(inside, 4.5, 3.0), spread=spread)
+
+    def test_exact_a4_with_the_surroundings_density(self, tmp_path):
+        path = self._map(tmp_path)
+        options = CorrectionOptions(distance_pc=400.0, n_d="local", lc_spread=0.0,
+                                    model_offset_dex=0.0, model_scatter_dex=0.0)
+        result, _ = correct_catalog(_cores([85.5], [-1.0]), path, options)
+        assert result["log_nm_around"][0] == pytest.approx(3.0)
+        assert result["nh_background"][0] == pytest.approx(1e22)
+        expected, reason = correction.core_density_nd(
+            result["nh_ap"][0], 10**result["log_nm_q50"][0], 0.06 * PC_CM, 1e3)
+        assert reason == correction.OK
+        assert result["nc_med"][0] == pytest.approx(expected, rel=1e-9)
+        assert result.meta["method"] == "A.4 (n_d of each core's surroundings)"
+        assert result.meta["n_d_cm3"] == "local"
+
+    def test_the_surroundings_uncertainty_widens_the_interval(self, tmp_path):
+        options = CorrectionOptions(distance_pc=400.0, n_d="local", lc_spread=0.0,
+                                    model_offset_dex=0.0, model_scatter_dex=0.0)
+        cores = _cores([85.5], [-1.0])
+        sure, _ = correct_catalog(cores, self._map(tmp_path / "sure"), options)
+        unsure, _ = correct_catalog(cores, self._map(tmp_path / "unsure",
+                                                     (-0.4, -0.2, 0, 0.2, 0.4)), options)
+        width = [np.log10(t["nc_hi68"][0] / t["nc_lo68"][0]) for t in (sure, unsure)]
+        assert width[0] == pytest.approx(0.0, abs=1e-9) and width[1] > 0.05
+
+    def test_a_core_without_surroundings_is_not_solved(self, tmp_path):
+        # Blank columns over the whole annulus on one side and the core: no local n_d.
+        path = _nhpipe_file(tmp_path / "map.fits", shape=(200, 200))
+        from astropy.io import fits
+
+        with fits.open(path, mode="update") as hdul:
+            for hdu in hdul[1:]:
+                if hdu.name in ("Q02_5", "Q16", "Q50", "Q84", "Q97_5"):
+                    data = hdu.data
+                    yy, xx = np.mgrid[: data.shape[0], : data.shape[1]]
+                    data[np.hypot(xx - 99.5, yy - 99.5) > 8] = np.nan
+        result, _ = correct_catalog(_cores([85.5], [-1.0]), path, CorrectionOptions(
+            distance_pc=400.0, n_d="local", model_offset_dex=0.0, model_scatter_dex=0.0))
+        assert result["reason"][0] == correction.INVALID_INPUT
+        assert np.isnan(result["nc_med"][0])
+
+    def test_api_accepts_local(self):
+        from nhpipe.api import correction_options
+
+        assert correction_options(400.0, nd="local").n_d == "local"
+        assert correction_options(400.0, nd="1e3cm-3").n_d == pytest.approx(1e3)
+        with pytest.raises(InputError, match="nd"):
+            correction_options(400.0, nd="nearby")
+
+
+def test_envelope_term_by_bin():
+    from nhpipe.cores import envelope_term
+
+    term = {"edges": [0.2, 0.4], "offset_dex": [0.3, 0.1, -0.1],
+            "scatter_dex": [0.0, 0.1, 0.3]}
+    offset, scatter = envelope_term([0.1, 0.3, 0.5, np.nan], term, 0.05, 0.2)
+    np.testing.assert_allclose(offset, [0.3, 0.1, -0.1, 0.05])
+    np.testing.assert_allclose(scatter, [0.0, 0.1, 0.3, 0.2])
+    offset, scatter = envelope_term([0.1, np.nan], None, 0.05, 0.2)
+    np.testing.assert_allclose(offset, [0.05, 0.05])
+
+
+def test_envelope_term_moves_each_core_by_its_bin(tmp_path):
+    """A sharp-edged core (ratio ~0) and an extended one (ratio ~1) get their own offsets."""
+    from dataclasses import replace
+
+    ra, dec = [85.5, 85.5], [-1.0, -1.03]
+    path = _sharp_and_extended_cores(tmp_path / "map.fits", ra, dec)
+    base = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0, model_offset_dex=0.0,
+                             model_scatter_dex=0.0)
+    plain, _ = correct_catalog(_cores(ra, dec), path, base)
+    term = {"edges": [0.5], "offset_dex": [0.2, -0.1], "scatter_dex": [0.0, 0.0]}
+    moved, _ = correct_catalog(_cores(ra, dec), path, replace(base, model_envelope_term=term))
+    np.testing.assert_allclose(np.log10(moved["nc_med"] / plain["nc_med"]), [0.2, -0.1],
+                               atol=1e-9)
+    assert '"offset_dex": [0.2, -0.1]' in moved.meta["model_envelope_term"]
 
 
 class TestModelTermFromCard:
@@ -536,15 +639,18 @@ class TestModelTermFromCard:
 
     def test_card_term_used_and_recorded(self, tmp_path):
         from nhpipe.cards import read_card
+        from nhpipe.cores import envelope_term
         from nhpipe.models import models_dir
 
-        term = read_card(models_dir() / "unet")["core_term"]
+        terms = read_card(models_dir() / "unet")["core_terms"]
+        term = next(t for t in terms if t["method"] == "A.3 L_d=10pc")
         path = self._map(tmp_path, "unet")
         cores = _cores([85.5, 85.5005], [-1.0, -1.0003])
         options = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0)
         result, _ = correct_catalog(cores, path, options)
         assert result.meta["model_offset_dex"] == term["offset_dex"]
-        assert result.meta["model_term"] == f"card of unet: {term['fitted_on']}"
+        assert result.meta["model_term"] == \
+            f"card of unet: A.3 L_d=10pc, {term['fitted_on']}"
         assert "mock cores" in term["fitted_on"]
         from dataclasses import replace
 
@@ -552,7 +658,9 @@ class TestModelTermFromCard:
                                                       model_scatter_dex=0.0))
         assert off.meta["model_term"] == "given"
         shift = np.log10(result["nc_med"] / off["nc_med"])
-        np.testing.assert_allclose(shift, term["offset_dex"], atol=0.03)
+        expected, _ = envelope_term(result["envelope"], term.get("by_envelope"),
+                                    term["offset_dex"], term["scatter_dex"])
+        np.testing.assert_allclose(shift, expected, atol=0.03)
 
     def test_a_map_recalibrated_otherwise_gets_no_term(self, tmp_path):
         from astropy.io import fits
@@ -560,7 +668,7 @@ class TestModelTermFromCard:
         from nhpipe.cards import read_card
         from nhpipe.models import models_dir
 
-        fitted = read_card(models_dir() / "unet")["core_term"]["map_calibration"]
+        fitted = read_card(models_dir() / "unet")["core_terms"][0]["map_calibration"]
         path = self._map(tmp_path, "unet")
         assert fits.getheader(path)["CALOFFS"] == pytest.approx(fitted["offset"], abs=1e-9)
         with fits.open(path, mode="update") as hdul:
@@ -569,6 +677,19 @@ class TestModelTermFromCard:
             result, _ = correct_catalog(_cores([85.5], [-1.0]), path,
                                         CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
         assert result.meta["model_offset_dex"] == 0.0
+
+    @pytest.mark.parametrize("changes, method", [
+        ({"l_d_pc": 20.0}, "A.3 L_d=20pc"),
+        ({"l_d_pc": 10.0, "lc_factor": 1.5}, "A.3 L_d=10pc"),
+        ({"n_d": 1e3}, "A.4 n_d=1000cm-3"),
+    ])
+    def test_a_term_holds_for_its_method_and_priors_only(self, tmp_path, changes, method):
+        path = self._map(tmp_path, "unet")
+        with pytest.warns(UserWarning, match=f"no core term fitted for {method} with"):
+            result, _ = correct_catalog(_cores([85.5], [-1.0]), path,
+                                        CorrectionOptions(distance_pc=400.0, **changes))
+        assert result.meta["model_offset_dex"] == 0.0
+        assert result.meta["model_term"].startswith("none (unet has no core term")
 
     def test_other_weights_get_no_term_and_a_warning(self, tmp_path):
         from astropy.io import fits

@@ -79,13 +79,17 @@ def add_catalog(sub) -> None:
         description="Measure each core of a catalogue on an nhpipe output file (aperture "
         "mean N_H and <n_H>_m distribution within the core radius) and replace its density "
         "by the two-component solution: A.3 with the diffuse depth L_d (--ld) or A.4 with "
-        "the diffuse density n_d (--nd). Every core is kept; those outside the map, on "
+        "the diffuse density n_d (--nd; --nd local takes it from the map around each core, "
+        "the method whose intervals hold on mock cores). Every core is kept; those outside "
+        "the map, on "
         "blank pixels, without a solution or filtered out are flagged in 'status', and "
         f"cores fainter than {LOW_CONTRAST:g} times their background in 'low_contrast' "
         "(their density is read too high on mocks). "
         "Writes PREFIX.ecsv, PREFIX.fits, PREFIX.reg (DS9), PREFIX_fig10.png, PREFIX_cmf.png.",
-        epilog="example:\n  nhpipe catalog orionB_NH_nhpipe_ddpm.fits "
-        "HGBS_orionb_derived_core_catalog.txt --distance 400pc --ld 10pc --out orionB_cores",
+        epilog="examples:\n  nhpipe catalog orionB_NH_nhpipe_ddpm.fits "
+        "HGBS_orionb_derived_core_catalog.txt --distance 400pc --nd local --out orionB_cores"
+        "\n  nhpipe catalog orionB_NH_nhpipe_ddpm.fits "
+        "HGBS_orionb_derived_core_catalog.txt --distance 400pc --ld 10pc --out poster_A3",
     )
     cat.add_argument("map", metavar="NHPIPE_OUTPUT.fits", help="output of nhpipe run")
     cat.add_argument("catalog", metavar="CATALOGUE",
@@ -150,7 +154,8 @@ def _add_catalog_options(parser, *, in_run: bool) -> None:
     """The correction options, shared by ``run --catalog`` and ``catalog``."""
     group = parser.add_argument_group("core correction" + (" (with --catalog)" if in_run else ""))
     group.add_argument("--ld", help="diffuse depth L_d for A.3, e.g. 10pc (the poster's value)")
-    group.add_argument("--nd", help="diffuse density n_d of H nuclei for A.4, e.g. 1e3cm-3")
+    group.add_argument("--nd", help="diffuse density n_d of H nuclei for A.4, e.g. 1e3cm-3, "
+                       "or 'local': the <n_H>_m of the map around each core (annulus 2R-3R)")
     group.add_argument("--radius", choices=["observed", "deconvolved"], default="observed",
                        help="core radius for the aperture and L_c (default: observed)")
     group.add_argument("--lc-factor", type=float, default=2.0,
@@ -160,7 +165,8 @@ def _add_catalog_options(parser, *, in_run: bool) -> None:
                        "0.25, i.e. 1.5-2.5 radii); 0 fixes it")
     group.add_argument("--ld-scatter", type=float, default=0.3, metavar="DEX",
                        help="prior of L_d (or n_d): log-normal about the given value with "
-                       "this width in dex (default 0.3); 0 fixes it")
+                       "this width in dex (default 0.3); 0 fixes it (--nd local draws n_d "
+                       "from the map's quantiles around the core instead)")
     group.add_argument("--model-offset", type=float, default=None, metavar="DEX",
                        help="model-error term: shift of every draw of log10 n_c (default: "
                        "fitted on mock cores, see the README)")

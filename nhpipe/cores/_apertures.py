@@ -17,6 +17,11 @@ from ..summarise import QUANTILES
 
 #: The quantile planes of an nhpipe output (names and levels owned by summarise).
 _QUANTILE_HDUS = QUANTILES
+#: Inner and outer radii of a core's surroundings, in units of its radius R: the annulus
+#: where its background N_H (:func:`core_profile`) and the <n_H>_m of the gas around it
+#: (``--nd local``) are measured, beyond the reach of a Plummer-like envelope truncated
+#: at 2R.
+SURROUNDINGS = (2.0, 3.0)
 
 
 @dataclass
@@ -29,6 +34,14 @@ class MapStats:
     in_map: np.ndarray            # the aperture overlaps the map
     contrast: np.ndarray          # core over background N_H (:func:`core_profile`), or NaN
     envelope: np.ndarray          # envelope ratio (:func:`core_profile`), or NaN
+    background: np.ndarray        # median N_H (cm-2) in the SURROUNDINGS annulus, or NaN
+    log_nm_surroundings: np.ndarray  # (5, N) median log10 <n>_m quantiles there, or NaN
+
+    @classmethod
+    def empty(cls) -> "MapStats":
+        """The statistics of no core."""
+        return cls(np.zeros(0), np.zeros((5, 0)), np.zeros(0), np.zeros(0, bool),
+                   np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((5, 0)))
 
 
 def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: float) -> MapStats:
@@ -39,9 +52,11 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
     log10 <n>_m quantiles are averaged in log space; N_H linearly (it is additive).
     A core outside the map gets in_map False, valid_fraction 0 and NaN values.
     Each core's contrast and envelope ratio are measured on the NH plane
-    (:func:`core_profile`).
+    (:func:`core_profile`); its surroundings (the annulus :data:`SURROUNDINGS`) give the
+    median N_H of its background and the median of each log10 <n>_m quantile plane there,
+    the density of the gas the core sits in (A.4 with ``n_d`` local).
     """
-    from photutils.aperture import ApertureStats, SkyCircularAperture
+    from photutils.aperture import ApertureStats, SkyCircularAnnulus, SkyCircularAperture
 
     with fits.open(nhpipe_file) as hdul:
         names = [h.name for h in hdul]
@@ -59,7 +74,8 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
     quant = np.full((len(_QUANTILE_HDUS), n), np.nan)
     valid = np.zeros(n)
     in_map = np.zeros(n, dtype=bool)
-    contrast, envelope = np.full(n, np.nan), np.full(n, np.nan)
+    contrast, envelope, background = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    surroundings = np.full((len(_QUANTILE_HDUS), n), np.nan)
     ny, nx = blank.shape
     ones, unblank = np.ones(blank.shape), (~blank).astype(np.float64)  # once, not per core
     xs, ys = wcs.world_to_pixel(coords)
@@ -80,23 +96,31 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
             stats = {k: ApertureStats(m, aperture, mask=blank) for k, m in maps.items()}
             nh[i] = stats["NH"].mean
             quant[:, i] = [stats[k].mean for k in _QUANTILE_HDUS]
+            inner, outer = (f * r * u.arcsec for f in SURROUNDINGS)
+            annulus = SkyCircularAnnulus(coords[i], inner, outer).to_pixel(wcs)
+            around = [ApertureStats(maps[k], annulus, mask=blank).median
+                      for k in ["NH", *_QUANTILE_HDUS]]
+            background[i], surroundings[:, i] = around[0], around[1:]
             contrast[i], envelope[i] = core_profile(maps["NH"], blank, coords[i],
-                                                    r * u.arcsec, wcs)
-    return MapStats(nh, quant, valid, in_map, contrast, envelope)
+                                                    r * u.arcsec, wcs,
+                                                    background=background[i])
+    return MapStats(nh, quant, valid, in_map, contrast, envelope, background, surroundings)
 
 
-def core_profile(nh, blank, coord: SkyCoord, radius, wcs) -> tuple[float, float]:
+def core_profile(nh, blank, coord: SkyCoord, radius, wcs, *,
+                 background: float | None = None) -> tuple[float, float]:
     """How a core stands above its background, and how far its column reaches beyond its
     radius R: its contrast and its envelope ratio.
 
-    With B the median N_H in the annulus 2R-3R (the background), C the mean N_H inside R
-    and W that in the annulus R-2R: contrast = (C - B) / B, envelope ratio =
-    (W - B) / (C - B). A faint core on a bright background (low contrast) holds little of
-    its aperture's column; A.3/A.4 then give it the diffuse gas's own clumping and read it
-    too dense (README, "Core densities on mocks"). A core with a sharp edge (a uniform
-    sphere seen through the beam) has a small envelope ratio, one with an extended
-    envelope (a Plummer-like or Bonnor-Ebert profile) a larger one. Means use exact
-    pixel overlaps (apertures are a few pixels wide on the model grid).
+    With B the median N_H in the annulus 2R-3R (the background, :data:`SURROUNDINGS`),
+    C the mean N_H inside R and W that in the annulus R-2R: contrast = (C - B) / B,
+    envelope ratio = (W - B) / (C - B). A faint core on a bright background (low
+    contrast) holds little of its aperture's column; A.3/A.4 then give it the diffuse
+    gas's own clumping and read it too dense (README, "Core densities on mocks"). A core
+    with a sharp edge (a uniform sphere seen through the beam) has a small envelope
+    ratio, one with an extended envelope (a Plummer-like or Bonnor-Ebert profile) a
+    larger one. Means use exact pixel overlaps (apertures are a few pixels wide on the
+    model grid).
 
     Parameters
     ----------
@@ -110,6 +134,8 @@ def core_profile(nh, blank, coord: SkyCoord, radius, wcs) -> tuple[float, float]
         Its aperture radius R (angle).
     wcs : astropy.wcs.WCS
         Celestial WCS of ``nh``.
+    background : float, optional
+        B (cm-2) when already measured (:func:`measure_apertures`).
 
     Returns
     -------
@@ -126,8 +152,9 @@ def core_profile(nh, blank, coord: SkyCoord, radius, wcs) -> tuple[float, float]
 
     core = exact_mean(SkyCircularAperture(coord, radius))
     wing = exact_mean(SkyCircularAnnulus(coord, radius, 2 * radius))
-    outer = SkyCircularAnnulus(coord, 2 * radius, 3 * radius).to_pixel(wcs)
-    background = ApertureStats(nh, outer, mask=blank).median
+    if background is None:
+        outer = SkyCircularAnnulus(coord, *(f * radius for f in SURROUNDINGS)).to_pixel(wcs)
+        background = ApertureStats(nh, outer, mask=blank).median
     # A relative floor: on a flat map, rounding alone must not make a core.
     if not (background > 0 and np.isfinite(wing)
             and core - background > 1e-6 * background):

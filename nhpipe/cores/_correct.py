@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,43 +21,58 @@ from ._apertures import MapStats, draw_from_quantiles, measure_apertures
 from ._read import CatalogueColumns, _column, _quantity, core_coordinates, core_mass_msun, \
     core_radius_pc, validate_rows
 
+#: ``n_d`` of :class:`CorrectionOptions` that asks for the density of each core's own
+#: surroundings (A.4 with a local diffuse medium).
+LOCAL = "local"
+
+
 @dataclass
 class CorrectionOptions:
     """How the cores are corrected.
 
-    ``l_d_pc`` (A.3) or ``n_d`` (A.4, cm-3) must be given.  ``lc_factor`` times the
-    chosen radius is the core depth L_c (the poster used 2 x the observed radius, i.e.
-    the core's diameter, and L_d = 10 pc).  ``radius``: 'observed' (default: the
-    aperture then contains the core as it appears in the map at its resolution) or
-    'deconvolved' (closer to the intrinsic size, but the map is not deconvolved).
+    ``l_d_pc`` (A.3) or ``n_d`` (A.4, cm-3, or :data:`LOCAL`) must be given.
+    ``lc_factor`` times the chosen radius is the core depth L_c (the poster used 2 x the
+    observed radius, i.e. the core's diameter, and L_d = 10 pc).  ``radius``: 'observed'
+    (default: the aperture then contains the core as it appears in the map at its
+    resolution) or 'deconvolved' (closer to the intrinsic size, but the map is not
+    deconvolved).
 
     The two-component model's own parameters are uncertain, so the Monte-Carlo draws them
     too, from priors: L_c / R uniform in ``lc_factor x [1 - lc_spread, 1 + lc_spread]``
     (a core is neither a uniform slab nor exactly its diameter deep: a sphere's mean chord
     is 4R/3, its central one 2R) and L_d (or n_d) log-normal about the given value with
-    ``ld_dex`` dex (a diffuse depth of "10 pc" means a few to tens of pc). The n_c
-    intervals are then percentiles of the draws; with both set to 0 they are the exact
+    ``ld_dex`` dex (a diffuse depth of "10 pc" means a few to tens of pc). With ``n_d =
+    "local"`` the diffuse medium is the gas around each core: n_d is drawn from the
+    <n_H>_m quantiles of the map in the annulus 2R-3R around it (medians over the
+    annulus of each quantile plane, :data:`~nhpipe.cores._apertures.SURROUNDINGS`), so
+    its prior is the network's own estimate there and ``ld_dex`` is not used. The n_c
+    intervals are percentiles of the draws; with fixed parameters they are the exact
     transforms of the <n_H>_m quantiles.
 
     What the priors leave out (core shape and profile, the beam, the network's own error
-    on cores) is the empirical model-error term: every draw of log10 n_c is moved by
-    ``model_offset_dex`` and scattered by a normal of ``model_scatter_dex`` dex. The term
-    is fitted on mock cores (Plummer-like and uniform spheres) in one cloud family and
-    tested in another (``benchmarks/core_mocks.py``; README, "Core densities on mocks"),
-    for each network, and stored in its model card (``core_term``); ``None`` (the
-    default) takes it from the card of the model that made the map, when the map's
-    MODELSHA is that card's.
+    on cores) is the empirical model-error term: every draw of log10 n_c is moved by an
+    offset and scattered by a normal, both in dex. Given as ``model_offset_dex`` and
+    ``model_scatter_dex``, one term holds for every core. Left ``None`` (the default), the
+    term comes from the card of the model that made the map (``core_terms``), when the
+    map's MODELSHA is that card's and the card holds a term fitted for this method and
+    these priors (:func:`term_method`); such a term depends on each core's envelope ratio
+    (``model_envelope_term``: one offset and scatter per bin of the ratio, the pooled term
+    for a core without one), since an extended Plummer-like core and a sharp-edged one
+    are read differently. The terms are fitted on mock cores (Plummer-like and uniform
+    spheres) in one cloud family and tested in the others (``benchmarks/core_mocks.py``;
+    README, "Core densities on mocks"), for each network.
     """
 
     distance_pc: float
     l_d_pc: float | None = None
-    n_d: float | None = None
+    n_d: float | str | None = None
     radius: str = "observed"
     lc_factor: float = 2.0
     lc_spread: float = 0.25
     ld_dex: float = 0.3
     model_offset_dex: float | None = None
     model_scatter_dex: float | None = None
+    model_envelope_term: dict | None = None
     nh_taper: float | None = None
     types: tuple | None = None
     max_alpha_be: float | None = None
@@ -65,12 +81,31 @@ class CorrectionOptions:
     seed: int = 0
 
 
+def term_method(options: CorrectionOptions) -> dict:
+    """What a model-error term is fitted for: the method and the priors.
+
+    A term stored in a card holds these under ``method`` and ``priors``; it is applied
+    only to a correction with the same (:func:`_card_term`).
+    """
+    if options.l_d_pc is not None:
+        method = f"A.3 L_d={options.l_d_pc:g}pc"
+    elif options.n_d == LOCAL:
+        method = f"A.4 n_d={LOCAL}"
+    else:
+        method = f"A.4 n_d={options.n_d:g}cm-3"
+    return {"method": method, "priors": {
+        "radius": options.radius, "lc_factor": options.lc_factor,
+        "lc_spread": options.lc_spread,
+        "ld_dex": None if options.n_d == LOCAL else options.ld_dex}}
+
+
 def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
                     columns: CatalogueColumns = CatalogueColumns()):
     """Measure every core on an nhpipe output and replace its density (A.3 or A.4).
 
     Every input row is kept.  Added columns (units in the metadata): ``nh_ap`` (N_H in
-    the aperture), ``log_nm_q50`` and 68 % bounds (aperture <n_H>_m), ``nc_med`` with
+    the aperture), ``nh_background`` and ``log_nm_around`` (median N_H and <n_H>_m in the
+    annulus 2R-3R around it), ``log_nm_q50`` and 68 % bounds (aperture <n_H>_m), ``nc_med`` with
     ``nc_lo68``/``nc_hi68``/``nc_lo95``/``nc_hi95`` (corrected density of H nuclei),
     ``nc_h2_med`` (the same for H2, comparable with HGBS), ``n_cat_h`` (catalogued
     density of H nuclei), ``log_ratio`` = log10(nc_med / n_cat_h), ``mass_new`` (from
@@ -110,8 +145,7 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
                            frame="icrs") if n else coords
     stats = measure_apertures(nhpipe_file, safe_coords, np.where(usable, radius_pc, np.nan),
                               distance_pc=options.distance_pc) \
-        if n else MapStats(np.zeros(0), np.zeros((5, 0)), np.zeros(0), np.zeros(0, bool),
-                           np.zeros(0), np.zeros(0))
+        if n else MapStats.empty()
 
     status = np.full(n, "ok", dtype="U12")
     status[stats.valid_fraction < 0.5] = "masked"
@@ -148,9 +182,13 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
         out[name].description = description
 
     add("nh_ap", np.where(measured, stats.nh, np.nan), u.cm**-2, "aperture mean N_H")
+    add("nh_background", np.where(measured, stats.background, np.nan), u.cm**-2,
+        "median N_H around the core (annulus 2R-3R)")
     add("log_nm_q16", stats.log_nm_quantiles[1], u.dex(u.cm**-3), "aperture <n_H>_m 16%")
     add("log_nm_q50", stats.log_nm_quantiles[2], u.dex(u.cm**-3), "aperture <n_H>_m median")
     add("log_nm_q84", stats.log_nm_quantiles[3], u.dex(u.cm**-3), "aperture <n_H>_m 84%")
+    add("log_nm_around", stats.log_nm_surroundings[2], u.dex(u.cm**-3),
+        "<n_H>_m median around the core (annulus 2R-3R): n_d of --nd local")
     for name, row, text in (("nc_med", 0, "median"), ("nc_lo68", 1, "16%"), ("nc_hi68", 2, "84%"),
                             ("nc_lo95", 3, "2.5%"), ("nc_hi95", 4, "97.5%")):
         add(name, pct[row], u.cm**-3, f"corrected core density n_H, {text}")
@@ -177,11 +215,15 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
     out.meta.update({
         "nhpipe_map": Path(nhpipe_file).name, "distance_pc": options.distance_pc,
         "method": "A.3 (L_d prescribed)" if options.l_d_pc is not None else
+        "A.4 (n_d of each core's surroundings)" if options.n_d == LOCAL else
         "A.4 (n_d prescribed)", "l_d_pc": options.l_d_pc, "n_d_cm3": options.n_d,
         "radius": options.radius, "lc_factor": options.lc_factor,
-        "lc_spread": options.lc_spread, "ld_dex": options.ld_dex,
+        "lc_spread": options.lc_spread,
+        "ld_dex": None if options.n_d == LOCAL else options.ld_dex,
         "model_offset_dex": options.model_offset_dex,
         "model_scatter_dex": options.model_scatter_dex, "model_term": term_source,
+        # Text, not a mapping: FITS headers hold numbers and strings only.
+        "model_envelope_term": json.dumps(options.model_envelope_term),
         "nh_taper_cm2": options.nh_taper, "n_draws": options.n_draws, "seed": options.seed,
     })
     return out, n_c
@@ -190,10 +232,11 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
 def _with_model_term(options: CorrectionOptions, nhpipe_file):
     """Options with the model-error term filled in, and where it came from.
 
-    A value left ``None`` comes from the ``core_term`` of the model card of the map's
-    MODEL, provided the card is that of the weights that made the map (MODELSHA) and the
-    term was fitted on maps recalibrated as this one (CALOFFS, CALSPRD, CALSPRk,
-    CALEDGk); otherwise it is 0 and a warning says why.
+    A value left ``None`` comes from the card of the map's MODEL, from its term for this
+    correction's method and priors (:func:`term_method`), provided the card is that of
+    the weights that made the map (MODELSHA) and the term was fitted on maps recalibrated
+    as this one (CALOFFS, CALSPRD, CALSPRk, CALEDGk); otherwise it is 0 and a warning
+    says why. When both values come from the card, so does its term by envelope ratio.
     """
     from dataclasses import replace
 
@@ -201,19 +244,23 @@ def _with_model_term(options: CorrectionOptions, nhpipe_file):
     given = {f: getattr(options, f"model_{f}") for f in fields}
     if None not in given.values():
         return options, "given"
-    term, source = _card_term(nhpipe_file)
+    term, source = _card_term(nhpipe_file, term_method(options))
     if term is None:
         warnings.warn(f"no model-error term for the cores: {source}; the n_c intervals "
                       "hold the network's spread and the priors only (set `model_offset` "
                       "and `model_scatter` to give one)", NhpipeWarning, stacklevel=3)
         term, source = {}, f"none ({source})"
-    return replace(options, **{f"model_{f}": float(term.get(f, 0.0)) if value is None
-                               else value for f, value in given.items()}), source
+    from_card = {f"model_{f}": float(term.get(f, 0.0)) if value is None else value
+                 for f, value in given.items()}
+    if all(value is None for value in given.values()):
+        from_card["model_envelope_term"] = term.get("by_envelope")
+    return replace(options, **from_card), source
 
 
-def _card_term(nhpipe_file):
-    """The ``core_term`` of the card of the weights that made a map, and where it came
-    from; or None and why there is none."""
+def _card_term(nhpipe_file, wanted: dict):
+    """The card's model-error term for the method and priors ``wanted``
+    (:func:`term_method`), for the weights that made a map, and where it came from; or
+    None and why there is none."""
     from astropy.io import fits
 
     from ..cards import read_card
@@ -226,12 +273,17 @@ def _card_term(nhpipe_file):
     except InputError:
         return None, f"no card of {name}"
     if "sha256" not in card:  # analytic baselines have no weights and no mock-fitted term
-        return None, f"{name} is an analytic baseline, with no core_term"
+        return None, f"{name} is an analytic baseline, with no core term"
     if not made_by or card.get("sha256") != made_by:
         return None, f"the map's {name} weights are not the installed ones"
-    term = card.get("core_term")
-    if term is None:
-        return None, f"{name} has no core_term in its card"
+    terms = card.get("core_terms") or []
+    matching = [t for t in terms if t.get("method") == wanted["method"]
+                and _same_priors(t.get("priors", {}), wanted["priors"])]
+    if not matching:
+        fitted = "; ".join(f"{t.get('method')} with {t.get('priors')}" for t in terms)
+        return None, (f"{name} has no core term fitted for {wanted['method']} with "
+                      f"{wanted['priors']} (its card has: {fitted or 'none'})")
+    term = matching[0]
     # The term was fitted on maps drawn with one recalibration of the samples; a map
     # drawn with another (an older nhpipe, or a card recalibrated since) is not covered.
     fitted = term.get("map_calibration")
@@ -240,10 +292,50 @@ def _card_term(nhpipe_file):
 
         made = from_header(header)
         if not same_calibration(fitted, made):
-            return None, (f"the core_term of {name} was fitted on maps recalibrated "
+            return None, (f"the core term of {name} was fitted on maps recalibrated "
                           f"{describe(fitted)}, this map's samples were {describe(made)}: "
                           "refit it (benchmarks/core_mocks.py --write-card) or remake the map")
-    return term, f"card of {name}: {term.get('fitted_on', '')}"
+    return term, f"card of {name}: {term['method']}, {term.get('fitted_on', '')}"
+
+
+def _same_priors(a: dict, b: dict) -> bool:
+    """Whether two :func:`term_method` priors are the same (numbers to 1e-9)."""
+    if set(a) != set(b):
+        return False
+    for key, value in a.items():
+        other = b[key]
+        if isinstance(value, (int, float)) and isinstance(other, (int, float)):
+            if not np.isclose(value, other, rtol=1e-9, atol=0.0):
+                return False
+        elif value != other:
+            return False
+    return True
+
+
+def envelope_term(envelope, term: dict | None, offset: float, scatter: float):
+    """Each core's model-error offset and scatter (dex) from its envelope ratio.
+
+    Parameters
+    ----------
+    envelope : ndarray, shape (N,)
+        Envelope ratios (:func:`~nhpipe.cores.core_profile`), NaN where unknown.
+    term : dict or None
+        ``edges`` (inner bin edges, ascending, K values), ``offset_dex`` and
+        ``scatter_dex`` (K + 1 values each); None gives every core the pooled term.
+    offset, scatter : float
+        The pooled term, for cores without a ratio.
+
+    Returns
+    -------
+    offset, scatter : ndarray, shape (N,)
+    """
+    envelope = np.asarray(envelope, dtype=np.float64)
+    if term is None:
+        return np.full(envelope.shape, float(offset)), np.full(envelope.shape, float(scatter))
+    bins = np.digitize(np.nan_to_num(envelope, nan=0.0), term["edges"])
+    known = np.isfinite(envelope)
+    return (np.where(known, np.asarray(term["offset_dex"], float)[bins], offset),
+            np.where(known, np.asarray(term["scatter_dex"], float)[bins], scatter))
 
 
 def _solve_draws(stats, radius_pc, options: CorrectionOptions):
@@ -265,11 +357,19 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions):
     log_nm = draw_from_quantiles(np.nan_to_num(stats.log_nm_quantiles, nan=0.0),
                                  options.n_draws, rng) if n else np.zeros((options.n_draws, 0))
     l_c = options.lc_factor * radius_pc * PC_CM
-    diffuse = options.l_d_pc * PC_CM if options.l_d_pc is not None else options.n_d
+    local = options.n_d == LOCAL
+    if local:
+        diffuse = 10.0 ** stats.log_nm_surroundings[2]
+    else:
+        diffuse = options.l_d_pc * PC_CM if options.l_d_pc is not None else options.n_d
     # Draws of the model's parameters from their priors (see CorrectionOptions).
     shape = (options.n_draws, n)
     l_c_draws = l_c * rng.uniform(1 - options.lc_spread, 1 + options.lc_spread, shape)
-    diffuse_draws = diffuse * 10 ** (options.ld_dex * rng.standard_normal(shape))
+    if local:
+        diffuse_draws = 10.0 ** draw_from_quantiles(stats.log_nm_surroundings,
+                                                    options.n_draws, rng)
+    else:
+        diffuse_draws = diffuse * 10 ** (options.ld_dex * rng.standard_normal(shape))
 
     def solve(log_n_m, l_c=l_c, diffuse=diffuse):
         n_m = 10.0**log_n_m
@@ -277,6 +377,9 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions):
             n_c, reason = correction.core_density_ld(stats.nh, n_m, l_c, diffuse)
         else:
             n_c, reason = correction.core_density_nd(stats.nh, n_m, l_c, diffuse)
+            # A core without surroundings on the map has no local n_d: not solvable.
+            reason = np.where(np.isfinite(diffuse), reason, correction.INVALID_INPUT)
+            n_c = np.where(reason == correction.OK, n_c, np.nan)
         if options.nh_taper:
             n_c = correction.taper(n_c, n_m, stats.nh, nh_taper=options.nh_taper)
         return n_c, reason
@@ -286,11 +389,12 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions):
     # draws serve the fraction of consistent draws and the CMF bands.
     knots, knot_reason = solve(stats.log_nm_quantiles)   # rows Q02_5, Q16, Q50, Q84, Q97_5
     n_c, reason = solve(log_nm, l_c_draws, diffuse_draws)
-    term = options.model_offset_dex or options.model_scatter_dex
+    offset, scatter = envelope_term(stats.envelope, options.model_envelope_term,
+                                    options.model_offset_dex, options.model_scatter_dex)
+    term = bool(np.any(offset) or np.any(scatter))
     if term:
-        n_c = n_c * 10 ** (options.model_offset_dex
-                           + options.model_scatter_dex * rng.standard_normal(shape))
-    if n and (options.lc_spread or options.ld_dex or term):
+        n_c = n_c * 10 ** (offset + scatter * rng.standard_normal(shape))
+    if n and (options.lc_spread or options.ld_dex or term or local):
         # With uncertain parameters the intervals come from the joint draws.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # rows without any solution
