@@ -10,10 +10,11 @@ log10(n_c / n_true) is scored. The term (an offset and a log-normal scatter adde
 Monte-Carlo draw) is then fitted on the cores of one cloud family, both profiles pooled
 (a catalogue does not say which profile a core has), so that its 68 % intervals hold 68 %
 of the true densities; the stored term does this in each tercile of the cores' envelope
-ratio (:func:`nhpipe.cores.core_profile`, measured on the map: it tells an extended
-Plummer-like core from a sharp-edged sphere, which one pooled term cannot centre both),
-with the pooled term for cores without a ratio. Its coverage is measured on each profile
-in the other clouds. The cards get each method's term.
+ratio, split at a contrast of 1 (:func:`nhpipe.cores.core_profile`, both measured on the
+map: the ratio tells an extended Plummer-like core from a sharp-edged sphere, which one
+pooled term cannot centre both; the contrast a faint core on a bright background, read
+too dense, from a bright one), with the pooled term for cores without them. Its coverage
+is measured on each profile in the other clouds. The cards get each method's term.
 
 A network-free baseline is scored on the same cores: the background-subtracted aperture
 column over L_c (N_H in the aperture minus the median in the annulus 2R-3R, L_c drawn
@@ -32,7 +33,7 @@ import numpy as np
 
 import nhpipe
 from nhpipe.cores import LOCAL, LOW_CONTRAST, CatalogueColumns, CorrectionOptions, \
-    core_radius_pc, correct_catalog, envelope_term, term_method
+    core_radius_pc, correct_catalog, profile_term, term_method
 from nhpipe.sims.coremock import CLOUDS, PROFILES, make_mock
 from nhpipe.units import PC_CM
 
@@ -42,9 +43,13 @@ from _report import report  # benchmarks/ is the script's folder
 #: from a first look at the residuals of the U-Net's mocks by contrast: they rise below
 #: ~0.2).
 CONTRAST_EDGES = (LOW_CONTRAST, 1.0)
-#: Bins of the envelope ratio for the stored term: terciles of the fitted cores (chosen
-#: after 2, 3, 4 and 6 bins were looked at on two cloud families, earlier mocks).
-ENVELOPE_BINS = 3
+#: Bins of the stored term: terciles of the fitted cores' envelope ratio (chosen after 2,
+#: 3, 4 and 6 bins were looked at on two cloud families, earlier mocks), each split at a
+#: contrast of 1 (the core's column equal to its background's; the upper edge of the
+#: contrast table, fixed before the split was tried).
+ENVELOPE_BINS, TERM_CONTRAST_EDGES = 3, (1.0,)
+#: A bin with fewer fitted cores gets the pooled term.
+MIN_BIN_CORES = 30
 #: Bootstrap resamples of the cores for the median's standard error.
 BOOTSTRAP = 200
 #: The row label of the network-free baseline.
@@ -140,17 +145,27 @@ def fit_term(log_draws, log_truth):
     return round(offset, 3), round(hi, 3)
 
 
-def fit_by_envelope(log_draws, log_truth, envelope):
-    """The term of :func:`fit_term` in each of :data:`ENVELOPE_BINS` quantile bins of the
-    envelope ratio (cores without a ratio left out of the fit), as stored in a card:
-    ``edges`` (inner bin edges), ``offset_dex`` and ``scatter_dex``."""
-    known = np.isfinite(envelope)
+def fit_by_profile(log_draws, log_truth, envelope, contrast, pooled):
+    """The term of :func:`fit_term` in each bin of envelope ratio (:data:`ENVELOPE_BINS`
+    quantile bins) and contrast (:data:`TERM_CONTRAST_EDGES`), cores without either left
+    out, the ``pooled`` (offset, scatter) in bins of fewer than :data:`MIN_BIN_CORES`;
+    as stored in a card (:func:`nhpipe.cores.profile_term`)."""
+    known = np.isfinite(envelope) & np.isfinite(contrast)
     edges = np.percentile(envelope[known], np.linspace(0, 100, ENVELOPE_BINS + 1)[1:-1])
-    bins = np.digitize(envelope, edges)
-    fits = np.array([fit_term(log_draws[:, known & (bins == b)], log_truth[known & (bins == b)])
-                     for b in range(ENVELOPE_BINS)])
-    return {"edges": np.round(edges, 4).tolist(), "offset_dex": fits[:, 0].tolist(),
-            "scatter_dex": fits[:, 1].tolist()}
+    rows = np.digitize(envelope, edges)
+    columns = np.digitize(contrast, TERM_CONTRAST_EDGES)
+    offsets, scatters = [], []
+    for row in range(ENVELOPE_BINS):
+        fits = []
+        for column in range(len(TERM_CONTRAST_EDGES) + 1):
+            pick = known & (rows == row) & (columns == column)
+            fits.append(fit_term(log_draws[:, pick], log_truth[pick])
+                        if pick.sum() >= MIN_BIN_CORES else pooled)
+        offsets.append([float(f[0]) for f in fits])
+        scatters.append([float(f[1]) for f in fits])
+    return {"envelope_edges": np.round(edges, 4).tolist(),
+            "contrast_edges": list(TERM_CONTRAST_EDGES), "offset_dex": offsets,
+            "scatter_dex": scatters}
 
 
 def _cells(row) -> str:
@@ -167,27 +182,27 @@ def _met(row) -> tuple[bool, bool]:
 
 
 def evaluate_method(scored, fit_on):
-    """Fit the pooled and the envelope terms in ``fit_on`` and score every (cloud, profile)
-    cell without a term, with the pooled one and with the envelope one.
+    """Fit the pooled and the profile terms in ``fit_on`` and score every (cloud, profile)
+    cell without a term, with the pooled one and with the profile one.
 
     ``scored`` maps (cloud, profile) to (log draws, log truth, envelope, contrast).
     """
     pooled = [scored[(fit_on, p)] for p in PROFILES]
-    fit_data = [np.concatenate([f[i] for f in pooled], axis=-1) for i in range(3)]
+    fit_data = [np.concatenate([f[i] for f in pooled], axis=-1) for i in range(4)]
     offset, scatter = fit_term(*fit_data[:2])
-    binned = fit_by_envelope(*fit_data)
+    binned = fit_by_profile(*fit_data, pooled=(offset, scatter))
     rows = {}
-    for (cloud, profile), (draws, truth, envelope, _) in scored.items():
+    for (cloud, profile), (draws, truth, envelope, contrast) in scored.items():
         rows[f"{profile} in {cloud}"] = {
             "without_term": coverage(draws, truth),
             "pooled_term": coverage(draws, truth, offset, scatter),
-            "envelope_term": coverage(draws, truth,
-                                      *envelope_term(envelope, binned, offset, scatter))}
-    return {"offset_dex": offset, "scatter_dex": scatter, "by_envelope": binned, **rows}
+            "profile_term": coverage(draws, truth, *profile_term(
+                envelope, contrast, binned, offset, scatter))}
+    return {"offset_dex": offset, "scatter_dex": scatter, "by_profile": binned, **rows}
 
 
 def by_contrast(scored, fitted):
-    """Cells of the stored (envelope) term by the cores' contrast, profiles pooled."""
+    """Cells of the stored (profile) term by the cores' contrast, profiles pooled."""
     out = {}
     lo, hi = CONTRAST_EDGES
     names = [f"< {lo:g}", f"{lo:g}-{hi:g}", f"> {hi:g}"]
@@ -195,8 +210,8 @@ def by_contrast(scored, fitted):
         draws, truth, envelope, contrast = (np.concatenate([scored[(cloud, p)][i]
                                                             for p in PROFILES], axis=-1)
                                             for i in range(4))
-        offset, scatter = envelope_term(envelope, fitted["by_envelope"],
-                                        fitted["offset_dex"], fitted["scatter_dex"])
+        offset, scatter = profile_term(envelope, contrast, fitted["by_profile"],
+                                       fitted["offset_dex"], fitted["scatter_dex"])
         bins = np.digitize(np.nan_to_num(contrast, nan=-1.0), CONTRAST_EDGES)
         for b, name in enumerate(names):
             pick = (bins == b) & np.isfinite(contrast)
@@ -232,7 +247,8 @@ def main():
              f"{' and '.join(names)} (n_d from the <n_H>_m around each core), and a "
              f"network-free baseline ({BASELINE}). The model-error terms are fitted on the "
              f"cores of the {args.fit_on} clouds, both profiles pooled: one pooled term, "
-             f"and the stored one by terciles of the envelope ratio; tested in the "
+             f"and the stored one by terciles of the envelope ratio, each split at a "
+             f"contrast of {TERM_CONTRAST_EDGES[0]:g}; tested in the "
              f"{' and '.join(others)} clouds. ± is a standard error that treats the cores "
              "as independent (binomial for the coverage, a bootstrap over cores for the "
              "median): a lower bound, since the cores of one map share its cloud.", "",
@@ -266,10 +282,11 @@ def main():
                     "without_term": "none",
                     "pooled_term": f"pooled {fitted['offset_dex']:+.2f} dex, scatter "
                                    f"{fitted['scatter_dex']:.2f}",
-                    "envelope_term": "by envelope (stored) " + ", ".join(
-                        f"{o:+.2f}/{s:.2f}" for o, s in zip(
-                            fitted["by_envelope"]["offset_dex"],
-                            fitted["by_envelope"]["scatter_dex"]))}
+                    "profile_term": "by envelope and contrast (stored) " + ", ".join(
+                        f"{o:+.2f}/{s:.2f}" for orow, srow in zip(
+                            fitted["by_profile"]["offset_dex"],
+                            fitted["by_profile"]["scatter_dex"])
+                        for o, s in zip(orow, srow))}
                 met = [0, 0]
                 for cloud in CLOUDS:
                     for profile in PROFILES:
@@ -280,7 +297,7 @@ def main():
                                 f"| {label} | {name} | {profile} in {cloud} ({role}) | "
                                 f"{term_labels[term]} | {row['cores']} | {_cells(row)} |")
                         if role == "tested":
-                            met = [m + ok for m, ok in zip(met, _met(cell["envelope_term"]))]
+                            met = [m + ok for m, ok in zip(met, _met(cell["profile_term"]))]
                 fitted["tested_cells_met"] = {"coverage": met[0], "median": met[1],
                                               "of": 2 * len(others)}
                 lines.append(f"| {label} | {name} | {met[0]} of {2 * len(others)} | "
@@ -295,7 +312,7 @@ def main():
 
 
 def _write_card(model, fits, options_list, names, args, others):
-    """Store each method's term (pooled and by envelope) in the model's card."""
+    """Store each method's term (pooled and by profile) in the model's card."""
     from nhpipe.cards import update_card
     from nhpipe.models import load_model, models_dir
     from nhpipe.models._common import calibration_of
@@ -308,10 +325,10 @@ def _write_card(model, fits, options_list, names, args, others):
         tested = "; ".join(
             f"{p} in {c}: 68 % interval holds {h['coverage_68']:.2f}, median "
             f"{h['median_dex']:+.3f} dex" for c in others for p in PROFILES
-            for h in [fitted[f"{p} in {c}"]["envelope_term"]])
+            for h in [fitted[f"{p} in {c}"]["profile_term"]])
         terms.append({
             **term_method(options), "offset_dex": fitted["offset_dex"],
-            "scatter_dex": fitted["scatter_dex"], "by_envelope": fitted["by_envelope"],
+            "scatter_dex": fitted["scatter_dex"], "by_profile": fitted["by_profile"],
             "map_calibration": calibration,
             "fitted_on": f"Plummer and sphere mock cores in {args.fit_on} clouds "
                          f"(nhpipe.sims.coremock, seeds {args.seeds}, {args.samples} "

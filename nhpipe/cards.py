@@ -129,29 +129,42 @@ def _validate(card, path) -> None:
 
 def _check_core_term(term, fail) -> None:
     """One model-error term of the core correction (:mod:`nhpipe.cores`): what it was
-    fitted for, its pooled offset and scatter, optionally one per envelope-ratio bin."""
+    fitted for, its pooled offset and scatter, optionally one per bin of envelope ratio
+    and contrast."""
     if not isinstance(term, dict) or not isinstance(term.get("method"), str) \
             or not isinstance(term.get("priors"), dict):
         fail("each of 'core_terms' must be an object with a 'method' text and 'priors'")
     if not _finite_number(term.get("offset_dex")) or not _finite_number(term.get("scatter_dex")) \
             or term["scatter_dex"] < 0:
         fail(f"core term {term['method']}: needs finite offset_dex and scatter_dex >= 0")
-    bins = term.get("by_envelope")
-    if bins is not None:
-        edges, offsets, scatters = (bins.get(k) if isinstance(bins, dict) else None
-                                    for k in ("edges", "offset_dex", "scatter_dex"))
-        lists = [edges, offsets, scatters]
-        if not all(isinstance(v, list) and all(map(_finite_number, v)) for v in lists) \
-                or len(offsets) != len(edges) + 1 or len(scatters) != len(edges) + 1 \
-                or any(b <= a for a, b in zip(edges, edges[1:])) or min(scatters) < 0:
-            fail(f"core term {term['method']}: 'by_envelope' needs ascending finite edges "
-                 "and one more finite offset_dex and scatter_dex >= 0 than edges")
+    bins = term.get("by_profile")
+    if bins is not None and not _profile_bins_ok(bins):
+        fail(f"core term {term['method']}: 'by_profile' needs ascending finite "
+             "envelope_edges and contrast_edges, and offset_dex and scatter_dex >= 0 "
+             "tables of one more row and column than edges")
     fitted = term.get("map_calibration")
     if fitted is not None and not (isinstance(fitted, dict)
                                    and all(_finite_number(fitted.get(k))
                                            for k in ("offset", "spread"))):
         fail(f"core term {term['method']}: 'map_calibration' must hold a finite offset "
              "and spread")
+
+
+def _profile_bins_ok(bins) -> bool:
+    """Whether a ``by_profile`` term has ascending edges and full tables of numbers."""
+    if not isinstance(bins, dict):
+        return False
+    edges = [bins.get("envelope_edges"), bins.get("contrast_edges")]
+    if not all(isinstance(e, list) and all(map(_finite_number, e))
+               and all(b > a for a, b in zip(e, e[1:])) for e in edges):
+        return False
+    for key in ("offset_dex", "scatter_dex"):
+        table = bins.get(key)
+        if not (isinstance(table, list) and len(table) == len(edges[0]) + 1
+                and all(isinstance(row, list) and len(row) == len(edges[1]) + 1
+                        and all(map(_finite_number, row)) for row in table)):
+            return False
+    return min(min(row) for row in bins["scatter_dex"]) >= 0
 
 
 def _finite_number(value) -> bool:

@@ -594,20 +594,24 @@ class TestLocalDiffuse:
             correction_options(400.0, nd="nearby")
 
 
-def test_envelope_term_by_bin():
-    from nhpipe.cores import envelope_term
+def test_profile_term_by_bin():
+    from nhpipe.cores import profile_term
 
-    term = {"edges": [0.2, 0.4], "offset_dex": [0.3, 0.1, -0.1],
-            "scatter_dex": [0.0, 0.1, 0.3]}
-    offset, scatter = envelope_term([0.1, 0.3, 0.5, np.nan], term, 0.05, 0.2)
-    np.testing.assert_allclose(offset, [0.3, 0.1, -0.1, 0.05])
-    np.testing.assert_allclose(scatter, [0.0, 0.1, 0.3, 0.2])
-    offset, scatter = envelope_term([0.1, np.nan], None, 0.05, 0.2)
+    term = {"envelope_edges": [0.2, 0.4], "contrast_edges": [1.0],
+            "offset_dex": [[0.3, 0.2], [0.1, 0.0], [-0.1, -0.2]],
+            "scatter_dex": [[0.0, 0.05], [0.1, 0.15], [0.3, 0.35]]}
+    envelope = [0.1, 0.3, 0.5, 0.5, np.nan, 0.3]
+    contrast = [0.5, 0.5, 0.5, 2.0, 2.0, np.nan]
+    offset, scatter = profile_term(envelope, contrast, term, 0.05, 0.25)
+    np.testing.assert_allclose(offset, [0.3, 0.1, -0.1, -0.2, 0.05, 0.05])
+    np.testing.assert_allclose(scatter, [0.0, 0.1, 0.3, 0.35, 0.25, 0.25])
+    offset, scatter = profile_term([0.1, np.nan], [1.0, 1.0], None, 0.05, 0.2)
     np.testing.assert_allclose(offset, [0.05, 0.05])
 
 
-def test_envelope_term_moves_each_core_by_its_bin(tmp_path):
-    """A sharp-edged core (ratio ~0) and an extended one (ratio ~1) get their own offsets."""
+def test_profile_term_moves_each_core_by_its_bin(tmp_path):
+    """A sharp-edged core (ratio ~0) and an extended one (ratio ~1), both of contrast 10,
+    get their own bin's offset."""
     from dataclasses import replace
 
     ra, dec = [85.5, 85.5], [-1.0, -1.03]
@@ -615,11 +619,12 @@ def test_envelope_term_moves_each_core_by_its_bin(tmp_path):
     base = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0, model_offset_dex=0.0,
                              model_scatter_dex=0.0)
     plain, _ = correct_catalog(_cores(ra, dec), path, base)
-    term = {"edges": [0.5], "offset_dex": [0.2, -0.1], "scatter_dex": [0.0, 0.0]}
-    moved, _ = correct_catalog(_cores(ra, dec), path, replace(base, model_envelope_term=term))
+    term = {"envelope_edges": [0.5], "contrast_edges": [1.0],
+            "offset_dex": [[0.5, 0.2], [0.5, -0.1]], "scatter_dex": [[0.0, 0.0], [0.0, 0.0]]}
+    moved, _ = correct_catalog(_cores(ra, dec), path, replace(base, model_profile_term=term))
     np.testing.assert_allclose(np.log10(moved["nc_med"] / plain["nc_med"]), [0.2, -0.1],
                                atol=1e-9)
-    assert '"offset_dex": [0.2, -0.1]' in moved.meta["model_envelope_term"]
+    assert '"contrast_edges": [1.0]' in moved.meta["model_profile_term"]
 
 
 class TestModelTermFromCard:
@@ -639,7 +644,7 @@ class TestModelTermFromCard:
 
     def test_card_term_used_and_recorded(self, tmp_path):
         from nhpipe.cards import read_card
-        from nhpipe.cores import envelope_term
+        from nhpipe.cores import profile_term
         from nhpipe.models import models_dir
 
         terms = read_card(models_dir() / "unet")["core_terms"]
@@ -658,8 +663,9 @@ class TestModelTermFromCard:
                                                       model_scatter_dex=0.0))
         assert off.meta["model_term"] == "given"
         shift = np.log10(result["nc_med"] / off["nc_med"])
-        expected, _ = envelope_term(result["envelope"], term.get("by_envelope"),
-                                    term["offset_dex"], term["scatter_dex"])
+        expected, _ = profile_term(result["envelope"], result["contrast"],
+                                   term.get("by_profile"), term["offset_dex"],
+                                   term["scatter_dex"])
         np.testing.assert_allclose(shift, expected, atol=0.03)
 
     def test_a_map_recalibrated_otherwise_gets_no_term(self, tmp_path):

@@ -287,12 +287,16 @@ class TestCards:
         (lambda c: c.update(core_terms={"method": "A.3"}), "must be a list"),
         (lambda c: c["core_terms"][0].pop("method"), "'method' text"),
         (lambda c: c["core_terms"][0].update(scatter_dex=-0.1), "scatter_dex >= 0"),
-        (lambda c: c["core_terms"][0].update(by_envelope={
-            "edges": [0.2], "offset_dex": [0.1], "scatter_dex": [0.1, 0.2]}),
-         "one more finite offset_dex"),
-        (lambda c: c["core_terms"][0].update(by_envelope={
-            "edges": [0.4, 0.2], "offset_dex": [0, 0, 0], "scatter_dex": [0, 0, 0]}),
-         "ascending finite edges"),
+        (lambda c: c["core_terms"][0].update(by_profile={
+            "envelope_edges": [0.2], "contrast_edges": [1.0],
+            "offset_dex": [[0.1, 0.1]], "scatter_dex": [[0.1, 0.1], [0.1, 0.1]]}),
+         "one more row and column"),
+        (lambda c: c["core_terms"][0].update(by_profile={
+            "envelope_edges": [0.4, 0.2], "contrast_edges": [1.0],
+            "offset_dex": [[0, 0]] * 3, "scatter_dex": [[0, 0]] * 3}), "ascending finite"),
+        (lambda c: c["core_terms"][0].update(by_profile={
+            "envelope_edges": [0.2], "contrast_edges": [1.0],
+            "offset_dex": [[0, 0]] * 2, "scatter_dex": [[0, -0.1], [0, 0]]}), "scatter_dex >= 0"),
     ])
     def test_invalid_card_refused_before_building(self, copy, edit, match):
         # Re-checksummed, so only the schema can catch it.

@@ -56,11 +56,12 @@ class CorrectionOptions:
     term comes from the card of the model that made the map (``core_terms``), when the
     map's MODELSHA is that card's and the card holds a term fitted for this method and
     these priors (:func:`term_method`); such a term depends on each core's envelope ratio
-    (``model_envelope_term``: one offset and scatter per bin of the ratio, the pooled term
-    for a core without one), since an extended Plummer-like core and a sharp-edged one
-    are read differently. The terms are fitted on mock cores (Plummer-like and uniform
-    spheres) in one cloud family and tested in the others (``benchmarks/core_mocks.py``;
-    README, "Core densities on mocks"), for each network.
+    and contrast (``model_profile_term``, :func:`profile_term`: one offset and scatter per
+    bin of the two, the pooled term for a core without them), since an extended
+    Plummer-like core and a sharp-edged one are read differently, and a faint core on a
+    bright background otherwise than a bright one. The terms are fitted on mock cores
+    (Plummer-like and uniform spheres) in one cloud family and tested in the others
+    (``benchmarks/core_mocks.py``; README, "Core densities on mocks"), for each network.
     """
 
     distance_pc: float
@@ -72,7 +73,7 @@ class CorrectionOptions:
     ld_dex: float = 0.3
     model_offset_dex: float | None = None
     model_scatter_dex: float | None = None
-    model_envelope_term: dict | None = None
+    model_profile_term: dict | None = None
     nh_taper: float | None = None
     types: tuple | None = None
     max_alpha_be: float | None = None
@@ -223,7 +224,7 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
         "model_offset_dex": options.model_offset_dex,
         "model_scatter_dex": options.model_scatter_dex, "model_term": term_source,
         # Text, not a mapping: FITS headers hold numbers and strings only.
-        "model_envelope_term": json.dumps(options.model_envelope_term),
+        "model_profile_term": json.dumps(options.model_profile_term),
         "nh_taper_cm2": options.nh_taper, "n_draws": options.n_draws, "seed": options.seed,
     })
     return out, n_c
@@ -236,7 +237,8 @@ def _with_model_term(options: CorrectionOptions, nhpipe_file):
     correction's method and priors (:func:`term_method`), provided the card is that of
     the weights that made the map (MODELSHA) and the term was fitted on maps recalibrated
     as this one (CALOFFS, CALSPRD, CALSPRk, CALEDGk); otherwise it is 0 and a warning
-    says why. When both values come from the card, so does its term by envelope ratio.
+    says why. When both values come from the card, so does its term by envelope ratio
+    and contrast.
     """
     from dataclasses import replace
 
@@ -253,7 +255,7 @@ def _with_model_term(options: CorrectionOptions, nhpipe_file):
     from_card = {f"model_{f}": float(term.get(f, 0.0)) if value is None else value
                  for f, value in given.items()}
     if all(value is None for value in given.values()):
-        from_card["model_envelope_term"] = term.get("by_envelope")
+        from_card["model_profile_term"] = term.get("by_profile")
     return replace(options, **from_card), source
 
 
@@ -312,30 +314,34 @@ def _same_priors(a: dict, b: dict) -> bool:
     return True
 
 
-def envelope_term(envelope, term: dict | None, offset: float, scatter: float):
-    """Each core's model-error offset and scatter (dex) from its envelope ratio.
+def profile_term(envelope, contrast, term: dict | None, offset: float, scatter: float):
+    """Each core's model-error offset and scatter (dex) from its envelope ratio and its
+    contrast (:func:`~nhpipe.cores.core_profile`).
 
     Parameters
     ----------
-    envelope : ndarray, shape (N,)
-        Envelope ratios (:func:`~nhpipe.cores.core_profile`), NaN where unknown.
+    envelope, contrast : ndarray, shape (N,)
+        The cores' envelope ratios and contrasts, NaN where unknown.
     term : dict or None
-        ``edges`` (inner bin edges, ascending, K values), ``offset_dex`` and
-        ``scatter_dex`` (K + 1 values each); None gives every core the pooled term.
+        ``envelope_edges`` (inner bin edges, ascending, K values), ``contrast_edges``
+        (J values), ``offset_dex`` and ``scatter_dex`` (K + 1 lists of J + 1 values: one
+        per envelope bin, then contrast bin); None gives every core the pooled term.
     offset, scatter : float
-        The pooled term, for cores without a ratio.
+        The pooled term, for cores without a ratio or a contrast.
 
     Returns
     -------
     offset, scatter : ndarray, shape (N,)
     """
     envelope = np.asarray(envelope, dtype=np.float64)
+    contrast = np.asarray(contrast, dtype=np.float64)
     if term is None:
         return np.full(envelope.shape, float(offset)), np.full(envelope.shape, float(scatter))
-    bins = np.digitize(np.nan_to_num(envelope, nan=0.0), term["edges"])
-    known = np.isfinite(envelope)
-    return (np.where(known, np.asarray(term["offset_dex"], float)[bins], offset),
-            np.where(known, np.asarray(term["scatter_dex"], float)[bins], scatter))
+    row = np.digitize(np.nan_to_num(envelope, nan=0.0), term["envelope_edges"])
+    column = np.digitize(np.nan_to_num(contrast, nan=0.0), term["contrast_edges"])
+    known = np.isfinite(envelope) & np.isfinite(contrast)
+    return (np.where(known, np.asarray(term["offset_dex"], float)[row, column], offset),
+            np.where(known, np.asarray(term["scatter_dex"], float)[row, column], scatter))
 
 
 def _solve_draws(stats, radius_pc, options: CorrectionOptions):
@@ -389,8 +395,8 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions):
     # draws serve the fraction of consistent draws and the CMF bands.
     knots, knot_reason = solve(stats.log_nm_quantiles)   # rows Q02_5, Q16, Q50, Q84, Q97_5
     n_c, reason = solve(log_nm, l_c_draws, diffuse_draws)
-    offset, scatter = envelope_term(stats.envelope, options.model_envelope_term,
-                                    options.model_offset_dex, options.model_scatter_dex)
+    offset, scatter = profile_term(stats.envelope, stats.contrast, options.model_profile_term,
+                                   options.model_offset_dex, options.model_scatter_dex)
     term = bool(np.any(offset) or np.any(scatter))
     if term:
         n_c = n_c * 10 ** (offset + scatter * rng.standard_normal(shape))
