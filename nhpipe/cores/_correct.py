@@ -52,7 +52,8 @@ class CorrectionOptions:
     What the priors leave out (core shape and profile, the beam, the network's own error
     on cores) is the empirical model-error term: every draw of log10 n_c is moved by an
     offset and scattered by a normal, both in dex. Given as ``model_offset_dex`` and
-    ``model_scatter_dex``, one term holds for every core. Left ``None`` (the default), the
+    ``model_scatter_dex``, one term holds for every core (unless ``model_profile_term`` is
+    given too, in the Python API). Left ``None`` (the default), the
     term comes from the card of the model that made the map (``core_terms``), when the
     map's MODELSHA is that card's and the card holds a term fitted for this method and
     these priors (:func:`term_method`); such a term depends on each core's envelope ratio
