@@ -226,7 +226,7 @@ def _catalog_summary(result) -> str:
                        & (np.asarray(result["status"]) == "ok")))
     if faint:
         text += (f"\n{faint} ok cores have low contrast over their background (column "
-                 "low_contrast): mock cores like them read 0.1-0.3 dex too dense (README, "
+                 "low_contrast): mock cores like them read up to 0.3 dex too dense (README, "
                  "\"Core densities on mocks\")")
     ratio = np.asarray(result["log_ratio"], float)
     ratio = ratio[np.isfinite(ratio)]
