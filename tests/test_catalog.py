@@ -236,6 +236,23 @@ class TestApply:
                                    "400pc", "--ld", "10pc", "--out", tmp_path / "res")
         assert status == 0, err
         assert "1 ok" in out and (tmp_path / "res.ecsv").exists()
+        assert "A.3 (L_d prescribed); model-error term: none (no card of None)" in out
+        status, out, err = run_cli("catalog", path, tmp_path / "cores.ecsv", "--distance",
+                                   "400pc", "--nd", "local", "--out", tmp_path / "local")
+        assert status == 0, err
+        assert "A.4 (n_d of each core's surroundings); model-error term: none" in out
+        from astropy.table import Table
+
+        table = Table.read(tmp_path / "local.ecsv")
+        assert table["log_nm_around"].unit == u.dex(u.cm**-3) and table["nc_med"][0] > 0
+        # The FITS copy keeps the logarithmic units too (FITS has no dex: written as text).
+        from astropy.io import fits
+
+        header = fits.getheader(tmp_path / "local.fits", 1)
+        units = {header[f"TTYPE{i}"]: header.get(f"TUNIT{i}")
+                 for i in range(1, header["TFIELDS"] + 1)}
+        assert units["log_nm_around"] == units["log_nm_q50"] == "dex(cm-3)"
+        assert units["log_ratio"] == "dex" and units["nc_med"] == "cm-3"
         status, _, err = run_cli("catalog", path, tmp_path / "cores.ecsv", "--distance",
                                  "400pc", "--out", tmp_path / "res2")
         assert status == 2 and "--ld" in err and len(err.strip().splitlines()) == 1

@@ -222,6 +222,9 @@ def _catalog_summary(result) -> str:
 
     status, counts = np.unique(np.asarray(result["status"]), return_counts=True)
     text = f"{len(result)} cores: " + ", ".join(f"{c} {s}" for s, c in zip(status, counts))
+    if "method" in result.meta:  # what the numbers below rest on, in the user's terms
+        text += (f"\n{result.meta['method']}; model-error term: "
+                 f"{result.meta.get('model_term', 'none')}")
     faint = int(np.sum(np.asarray(result["low_contrast"])
                        & (np.asarray(result["status"]) == "ok")))
     if faint:

@@ -40,13 +40,37 @@ def write_outputs(result: Table, prefix, *, draws=None,
         for name in ascii_table.colnames:  # FITS tables hold ASCII text only
             if ascii_table[name].dtype.kind == "U":
                 ascii_table[name] = [ascii_text(str(v)) for v in ascii_table[name]]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # long meta keys become HIERARCH cards
-            ascii_table.write(tmp[paths[".fits"]], format="fits", overwrite=True)
+        _write_fits_table(ascii_table, tmp[paths[".fits"]])
         _write_regions(table, tmp[paths[".reg"]], columns)
         _plot_fig10(table, tmp[paths["_fig10.png"]])
         _plot_cmf(table, draws, tmp[paths["_cmf.png"]], columns)
     return paths
+
+
+def _write_fits_table(table: Table, path) -> None:
+    """``table`` as a FITS binary table, its logarithmic columns' units kept.
+
+    FITS has no form for astropy's dex units, which astropy then drops; they are written
+    as text in TUNITn, as nhpipe writes BUNIT = 'dex(cm-3)' on its maps.
+    """
+    from astropy.io import fits
+
+    table = table.copy(copy_data=False)
+    logarithmic = {}
+    for name in table.colnames:
+        unit = table[name].unit
+        if unit == u.dex:
+            logarithmic[name] = "dex"
+        elif isinstance(unit, u.FunctionUnitBase):
+            logarithmic[name] = f"dex({unit.physical_unit.to_string('fits')})"
+        if name in logarithmic:
+            table[name].unit = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # long meta keys become HIERARCH cards
+        hdu = fits.table_to_hdu(table)
+    for name, text in logarithmic.items():
+        hdu.header[f"TUNIT{table.colnames.index(name) + 1}"] = text
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
 
 
 def _write_regions(table, path, columns):
