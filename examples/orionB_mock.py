@@ -12,7 +12,7 @@ nhpipe's recovered densities can be compared with the truth.
     python examples/orionB_mock.py
     # writes examples/orionB_NH.fits and examples/orionB_mock_cores.ecsv
     nhpipe run examples/orionB_NH.fits --distance 400pc --species H2 --model ddpm \
-        --samples 64 --catalog examples/orionB_mock_cores.ecsv --ld 10pc
+        --samples 64 --catalog examples/orionB_mock_cores.ecsv --nd local
     python examples/orionB_mock.py --score orionB_NH_nhpipe_ddpm_cores.ecsv
     # median and 68 % range of log10(recovered / true) core density
 """
