@@ -21,7 +21,7 @@ import numpy as np
 OK = 0
 NEGATIVE_DISCRIMINANT = 1   # no real solution: <n>_m too low for this N_H, L_c and L_d/n_d
 CORE_EXCEEDS_COLUMN = 2     # n_c L_c > N_H: the diffuse column would be negative
-INVALID_INPUT = 3           # N_H, <n>_m or L_c not finite and positive
+INVALID_INPUT = 3           # N_H, <n>_m or L_c not finite and positive, or no L_d / n_d
 
 REASONS = {OK: "ok", NEGATIVE_DISCRIMINANT: "negative discriminant",
            CORE_EXCEEDS_COLUMN: "N_H < n_c L_c", INVALID_INPUT: "invalid input"}
@@ -33,10 +33,10 @@ REASONS = {OK: "ok", NEGATIVE_DISCRIMINANT: "negative discriminant",
 LOW_CONTRAST = 0.2
 
 
-def _finish(n_c, discriminant, nh, n_m, l_c):
+def _finish(n_c, discriminant, nh, n_m, l_c, diffuse_valid):
     valid = np.isfinite(nh) & np.isfinite(n_m) & np.isfinite(l_c) & (nh > 0) & (n_m > 0) \
-        & (l_c > 0)
-    reason = np.full(np.broadcast(n_c, nh, n_m, l_c).shape, OK, dtype=np.int8)
+        & (l_c > 0) & diffuse_valid
+    reason = np.full(np.broadcast(n_c, nh, n_m, l_c, diffuse_valid).shape, OK, dtype=np.int8)
     reason[~(discriminant >= 0)] = NEGATIVE_DISCRIMINANT
     too_big = (discriminant >= 0) & (n_c * l_c > nh * (1 + 1e-12))
     reason[too_big] = CORE_EXCEEDS_COLUMN
@@ -72,7 +72,8 @@ def core_density_ld(nh, n_m, l_c, l_d):
         disc = np.where(finite, 1.0 - (l_d / l_c + 1.0) * (1.0 - n_m * l_d / nh), 1.0)
         root = np.sqrt(np.where(disc >= 0, disc, np.nan))
         n_c = np.where(finite, nh / (l_c + l_d) * (1.0 + root), np.sqrt(n_m * nh / l_c))
-    return _finish(n_c, disc, nh, n_m, l_c)
+    # L_d = inf is the limit; NaN (e.g. no measured surroundings) or L_d <= 0 is no L_d.
+    return _finish(n_c, disc, nh, n_m, l_c, l_d > 0)
 
 
 def core_density_nd(nh, n_m, l_c, n_d):
@@ -89,7 +90,8 @@ def core_density_nd(nh, n_m, l_c, n_d):
         # n_d = 0, where n_c becomes the limit sqrt(<n>_m N_H / L_c).
         inner = 0.25 * n_d**2 - nh * n_d / l_c + n_m * nh / l_c
         n_c = 0.5 * n_d + np.sqrt(np.where(inner >= 0, inner, np.nan))
-    return _finish(n_c, inner, nh, n_m, l_c)
+    # n_d = 0 is the limit; NaN (e.g. no measured surroundings), inf or n_d < 0 is no n_d.
+    return _finish(n_c, inner, nh, n_m, l_c, np.isfinite(n_d) & (n_d >= 0))
 
 
 def taper(n_c, n_m, nh, *, nh_taper):

@@ -67,6 +67,10 @@ class TestCorrection:
         assert np.isnan(value) and reason == correction.CORE_EXCEEDS_COLUMN
         value, reason = correction.core_density_ld(np.nan, 1e3, l_c, l_d)
         assert reason == correction.INVALID_INPUT
+        # No diffuse parameter (a core whose surroundings are blank, --nd local).
+        for value, reason in (correction.core_density_nd(3e22, 2e4, l_c, np.nan),
+                              correction.core_density_ld(3e22, 2e4, l_c, np.nan)):
+            assert np.isnan(value) and reason == correction.INVALID_INPUT
 
     def test_taper(self):
         assert correction.taper(1e5, 1e4, 1e20, nh_taper=1e23) == pytest.approx(1e5, rel=1e-5)

@@ -364,18 +364,16 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions):
     log_nm = draw_from_quantiles(np.nan_to_num(stats.log_nm_quantiles, nan=0.0),
                                  options.n_draws, rng) if n else np.zeros((options.n_draws, 0))
     l_c = options.lc_factor * radius_pc * PC_CM
-    local = options.n_d == LOCAL
-    if local:
-        diffuse = 10.0 ** stats.log_nm_surroundings[2]
-    else:
-        diffuse = options.l_d_pc * PC_CM if options.l_d_pc is not None else options.n_d
     # Draws of the model's parameters from their priors (see CorrectionOptions).
     shape = (options.n_draws, n)
     l_c_draws = l_c * rng.uniform(1 - options.lc_spread, 1 + options.lc_spread, shape)
+    local = options.n_d == LOCAL
     if local:
+        diffuse = 10.0 ** stats.log_nm_surroundings[2]
         diffuse_draws = 10.0 ** draw_from_quantiles(stats.log_nm_surroundings,
                                                     options.n_draws, rng)
     else:
+        diffuse = options.l_d_pc * PC_CM if options.l_d_pc is not None else options.n_d
         diffuse_draws = diffuse * 10 ** (options.ld_dex * rng.standard_normal(shape))
 
     def solve(log_n_m, l_c=l_c, diffuse=diffuse):
@@ -384,9 +382,6 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions):
             n_c, reason = correction.core_density_ld(stats.nh, n_m, l_c, diffuse)
         else:
             n_c, reason = correction.core_density_nd(stats.nh, n_m, l_c, diffuse)
-            # A core without surroundings on the map has no local n_d: not solvable.
-            reason = np.where(np.isfinite(diffuse), reason, correction.INVALID_INPUT)
-            n_c = np.where(reason == correction.OK, n_c, np.nan)
         if options.nh_taper:
             n_c = correction.taper(n_c, n_m, stats.nh, nh_taper=options.nh_taper)
         return n_c, reason
