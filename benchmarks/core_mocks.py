@@ -313,12 +313,13 @@ def main():
 
 def _write_card(model, fits, options_list, names, args, others):
     """Store each method's term (pooled and by profile) in the model's card."""
-    from nhpipe.cards import update_card
+    from nhpipe.cards import read_card, update_card
     from nhpipe.models import load_model, models_dir
     from nhpipe.models._common import calibration_of
 
     # The recalibration the maps were drawn with: the terms hold for it only.
     calibration = calibration_of(load_model(model).config)
+    card = read_card(models_dir() / model)
     terms = []
     for options, name in zip(options_list, names):
         fitted = fits[name]
@@ -330,6 +331,9 @@ def _write_card(model, fits, options_list, names, args, others):
             **term_method(options), "offset_dex": fitted["offset_dex"],
             "scatter_dex": fitted["scatter_dex"], "by_profile": fitted["by_profile"],
             "map_calibration": calibration,
+            # The correlation its draws used (n_d local): the term holds for it only.
+            **({"error_correlation": card["error_correlation"]["rho"]}
+               if term_method(options)["priors"]["nd_correlation"] == "card" else {}),
             "fitted_on": f"Plummer and sphere mock cores in {args.fit_on} clouds "
                          f"(nhpipe.sims.coremock, seeds {args.seeds}, {args.samples} "
                          "samples)",

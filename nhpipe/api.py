@@ -28,8 +28,8 @@ def write(hdul: fits.HDUList, path, overwrite: bool = False) -> Path:
 
 def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
                     radius="observed", lc_factor=2.0, lc_spread=0.25, ld_scatter=0.3,
-                    model_offset=None, model_scatter=None, taper=None, columns=None, seed=0,
-                    n_draws=1000):
+                    nd_correlation=None, model_offset=None, model_scatter=None, taper=None,
+                    columns=None, seed=0, n_draws=1000):
     """Corrected core densities (A.3 with ``ld`` or A.4 with ``nd``) on an nhpipe result.
 
     Parameters
@@ -44,7 +44,7 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
     ld, nd : str, Quantity or float
         Exactly one: the diffuse depth (``'10pc'``) or density (``'1e3cm-3'``, or
         ``'local'``: the <n_H>_m of the map around each core).
-    radius, lc_factor, lc_spread, ld_scatter, taper, seed, n_draws
+    radius, lc_factor, lc_spread, ld_scatter, nd_correlation, taper, seed, n_draws
         See :class:`nhpipe.cores.CorrectionOptions`.
     model_offset, model_scatter : float, optional
         The empirical model-error term (dex); default the one fitted on mock cores
@@ -67,7 +67,8 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
             path = Path(result)
         job = prepare_catalog(catalogue, map_distance(path, distance), columns=columns, ld=ld,
                               nd=nd, radius=radius, lc_factor=lc_factor, lc_spread=lc_spread,
-                              ld_scatter=ld_scatter, model_offset=model_offset,
+                              ld_scatter=ld_scatter, nd_correlation=nd_correlation,
+                              model_offset=model_offset,
                               model_scatter=model_scatter, taper=taper, seed=seed,
                               n_draws=n_draws)
         return _correct(job.table, path, job.options, job.columns)[0]
@@ -118,7 +119,8 @@ def write_corrected(job: CatalogueJob, map_path, prefix, *, overwrite=False, inp
 
 
 def correction_options(distance_pc: float, *, ld=None, nd=None, radius="observed",
-                       lc_factor=2.0, lc_spread=0.25, ld_scatter=0.3, model_offset=None,
+                       lc_factor=2.0, lc_spread=0.25, ld_scatter=0.3, nd_correlation=None,
+                       model_offset=None,
                        model_scatter=None, taper=None, types=None,
                        max_alpha_be=None, exclude_comments=(), seed=0, n_draws=1000):
     """Checked :class:`nhpipe.cores.CorrectionOptions` from user values (strings or numbers).
@@ -147,10 +149,18 @@ def correction_options(distance_pc: float, *, ld=None, nd=None, radius="observed
                              f"{'> 0' if positive else '>= 0'}{bound}, got {value!r}")
         return float(value)
 
+    n_d = _diffuse_density(nd)
+    if nd_correlation is not None:
+        from .cores import LOCAL
+
+        if n_d != LOCAL:
+            raise InputError("`nd_correlation` is for `nd='local'` only (the <n_H>_m inside "
+                             "and around each core)")
+        nd_correlation = finite(nd_correlation, "nd_correlation", upper=1.0)
     return CorrectionOptions(
         distance_pc=distance_pc,
         l_d_pc=parse_length_pc(ld, what="ld") if ld is not None else None,
-        n_d=_diffuse_density(nd),
+        n_d=n_d, nd_correlation=nd_correlation,
         radius=radius, lc_factor=finite(lc_factor, "lc_factor", positive=True),
         lc_spread=finite(lc_spread, "lc_spread", upper=0.9),
         ld_dex=finite(ld_scatter, "ld_scatter", upper=2.0),

@@ -114,6 +114,10 @@ def _validate(card, path) -> None:
             fail("'core_terms' must be a list of model-error terms")
         for term in terms:
             _check_core_term(term, fail)
+    correlation = card.get("error_correlation")
+    if correlation is not None and not _correlation_ok(correlation):
+        fail("'error_correlation' needs ascending positive 'lag_px' and as many 'rho' "
+             "values in [-1, 1]")
     if name in NETWORKS:
         edges, factors = (card["config"].get(k) for k in ("spread_edges", "spread_factors"))
         if (edges is not None or factors is not None) \
@@ -165,6 +169,17 @@ def _profile_bins_ok(bins) -> bool:
                         and all(map(_finite_number, row)) for row in table)):
             return False
     return min(min(row) for row in bins["scatter_dex"]) >= 0
+
+
+def _correlation_ok(entry) -> bool:
+    """Whether an ``error_correlation`` (benchmarks/error_correlation.py) can be read:
+    the correlation of the network's errors at separations in model pixels."""
+    if not isinstance(entry, dict):
+        return False
+    lags, rho = entry.get("lag_px"), entry.get("rho")
+    return isinstance(lags, list) and isinstance(rho, list) and 0 < len(lags) == len(rho) \
+        and all(map(_finite_number, lags + rho)) and lags[0] > 0 \
+        and all(b > a for a, b in zip(lags, lags[1:])) and all(-1 <= r <= 1 for r in rho)
 
 
 def _finite_number(value) -> bool:

@@ -117,6 +117,45 @@ def clustered_se(values, groups) -> float:
     return float(np.sqrt(len(labels) / (len(labels) - 1) * np.sum(sums**2)) / values.size)
 
 
+#: Separations (model pixels) at which :func:`error_correlation` is measured: from a
+#: neighbour to a core's surroundings (2R-3R) for the largest catalogued cores.
+CORRELATION_LAGS_PX = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+
+
+def error_correlation(samples, truth, lags_px=CORRELATION_LAGS_PX) -> np.ndarray:
+    """Correlation of a network's standardised errors between pixels ``lag`` apart.
+
+    The standardised error of a pixel is z = (truth - mean of its samples) / their standard
+    deviation; its Pearson correlation with the z of the pixel ``lag`` to the right and
+    ``lag`` below, pooled over both directions and all regions. A region-wide error gives
+    correlations near 1 at every lag; pixel noise, near 0. It is what ties the <n_H>_m
+    read in a core's aperture to the one read around it (A.4 with ``n_d`` local,
+    :mod:`nhpipe.cores`).
+
+    Parameters
+    ----------
+    samples : ndarray, shape (S, N, H, W)
+        Draws of log10 <n_H>_m of N regions.
+    truth : ndarray, shape (N, H, W)
+    lags_px : sequence of int
+        Separations in pixels, each smaller than H and W.
+
+    Returns
+    -------
+    ndarray, shape (len(lags_px),)
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (np.asarray(truth, dtype=np.float64) - samples.mean(axis=0)) / samples.std(axis=0)
+    out = []
+    for lag in lags_px:
+        a = np.concatenate([z[:, :, :-lag].ravel(), z[:, :-lag, :].ravel()])
+        b = np.concatenate([z[:, :, lag:].ravel(), z[:, lag:, :].ravel()])
+        good = np.isfinite(a) & np.isfinite(b)
+        out.append(np.corrcoef(a[good], b[good])[0, 1] if good.sum() > 2 else np.nan)
+    return np.asarray(out)
+
+
 def pixel_scores(samples, truth) -> dict:
     """Per-pixel ingredients of :func:`all_metrics`, computed once for all bins.
 

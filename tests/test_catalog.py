@@ -228,7 +228,7 @@ class TestApply:
         from scipy.special import ndtri
 
         q = np.array([ndtri(p) for p in (0.025, 0.16, 0.5, 0.84, 0.975)])[:, None] * 0.3 + 2
-        draws = draw_from_quantiles(q, 200000, np.random.default_rng(0))
+        draws = draw_from_quantiles(q, np.random.default_rng(0).standard_normal((200000, 1)))
         assert draws.mean() == pytest.approx(2.0, abs=0.003)
         assert draws.std() == pytest.approx(0.3, rel=0.01)
 
@@ -245,6 +245,17 @@ class TestApply:
                                    "400pc", "--nd", "local", "--out", tmp_path / "local")
         assert status == 0, err
         assert "A.4 (n_d of each core's surroundings); model-error term: none" in out
+        assert "drawn with correlation 0 (no card of None)" in out
+        status, out, err = run_cli("catalog", path, tmp_path / "cores.ecsv", "--distance",
+                                   "400pc", "--nd", "local", "--nd-correlation", "0.7",
+                                   "--out", tmp_path / "given")
+        assert status == 0 and "drawn with correlation 0.7 (given)" in out, err
+        status, _, err = run_cli("catalog", path, tmp_path / "cores.ecsv", "--distance",
+                                 "400pc", "--ld", "10pc", "--nd-correlation", "0.7",
+                                 "--out", tmp_path / "refused")
+        assert status == 2 and "--nd-correlation is for --nd local only" in err
+        assert len(err.strip().splitlines()) == 1
+        assert not list(tmp_path.glob("refused*"))
         from astropy.table import Table
 
         table = Table.read(tmp_path / "local.ecsv")
@@ -613,6 +624,62 @@ class TestLocalDiffuse:
         assert correction_options(400.0, nd="1e3cm-3").n_d == pytest.approx(1e3)
         with pytest.raises(InputError, match="nd"):
             correction_options(400.0, nd="nearby")
+        assert correction_options(400.0, nd="local", nd_correlation=0.5).nd_correlation == 0.5
+        with pytest.raises(InputError, match="`nd_correlation` is for `nd='local'` only"):
+            correction_options(400.0, ld="10pc", nd_correlation=0.5)
+        with pytest.raises(InputError, match="`nd_correlation` must be .* at most 1"):
+            correction_options(400.0, nd="local", nd_correlation=1.5)
+
+    def test_correlated_errors_narrow_the_interval(self, tmp_path):
+        """A faint core: n_c rests on the difference of the <n_H>_m inside and around
+        it, so drawing the two independently (rho 0) widens its interval; drawn together
+        (rho 1), every draw moves both the same number of standard deviations."""
+        path = _nhpipe_file(tmp_path / "map.fits", shape=(200, 200),
+                            nh=np.full((200, 200), 1e22), log_nm=np.full((200, 200), 3.0),
+                            spread=(-0.4, -0.2, 0, 0.2, 0.4))
+        from astropy.io import fits
+
+        with fits.open(path, mode="update") as hdul:  # a core 0.1 dex denser than around
+            yy, xx = np.mgrid[:200, :200]
+            inside = np.hypot(xx - 99.5, yy - 99.5) <= 0.03 / 400 * 206264.806 / 3.0
+            for hdu in hdul[1:]:
+                if hdu.name == "NH":
+                    hdu.data[inside] = 1.3e22
+                elif hdu.name.startswith("Q"):
+                    hdu.data[inside] += 0.1
+        widths = {}
+        for rho in (0.0, 0.5, 1.0):
+            options = CorrectionOptions(distance_pc=400.0, n_d="local", lc_spread=0.0,
+                                        nd_correlation=rho, model_offset_dex=0.0,
+                                        model_scatter_dex=0.0)
+            result, _ = correct_catalog(_cores([85.5], [-1.0]), path, options)
+            assert result.meta["nd_correlation"] == f"{rho:g} (given)"
+            widths[rho] = np.log10(result["nc_hi68"][0] / result["nc_lo68"][0])
+        assert widths[0.0] > widths[0.5] > widths[1.0] > 0
+
+    def test_correlation_from_the_card_at_the_cores_separation(self, tmp_path):
+        import nhpipe
+        from nhpipe.cards import read_card
+        from nhpipe.cores import SEPARATION, local_correlation
+        from nhpipe.grid import PIXEL_PC
+        from nhpipe.models import models_dir
+
+        from .conftest import beam_hdu
+
+        entry = read_card(models_dir() / "unet")["error_correlation"]
+        path = tmp_path / "unet.fits"
+        nhpipe.estimate(beam_hdu((48, 40)), distance="400pc", species="H2", model="unet",
+                        samples=4).writeto(path)
+        radius = np.array([0.01, 0.05, 10.0])
+        rho, source = local_correlation(CorrectionOptions(distance_pc=400.0, n_d="local"),
+                                        path, radius)
+        np.testing.assert_allclose(rho, np.interp(SEPARATION * radius / PIXEL_PC,
+                                                  entry["lag_px"], entry["rho"]))
+        assert rho[2] == entry["rho"][-1] and rho[0] > rho[1]
+        assert source == f"{rho.min():.2f}-{rho.max():.2f} (card of unet, at 2.5 R)"
+        rho, source = local_correlation(CorrectionOptions(distance_pc=400.0, l_d_pc=10.0),
+                                        path, radius)
+        assert source is None and not rho.any()
 
 
 def test_profile_term_by_bin():
@@ -704,6 +771,31 @@ class TestModelTermFromCard:
             result, _ = correct_catalog(_cores([85.5], [-1.0]), path,
                                         CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
         assert result.meta["model_offset_dex"] == 0.0
+
+    def test_a_local_term_holds_for_its_error_correlation_only(self, tmp_path, monkeypatch):
+        import shutil
+
+        from nhpipe.cards import read_card, update_card
+        from nhpipe.models import models_dir
+
+        path = self._map(tmp_path, "unet")
+        options = CorrectionOptions(distance_pc=400.0, n_d="local")
+        cores = _cores([85.5], [-1.0])
+        result, _ = correct_catalog(cores, path, options)
+        assert result.meta["model_term"].startswith("card of unet: A.4 n_d=local")
+        # The same weights, their card's correlation measured again (and different).
+        folder = tmp_path / "models"
+        folder.mkdir()
+        for suffix in (".json", ".safetensors"):
+            shutil.copy(models_dir() / f"unet{suffix}", folder / f"unet{suffix}")
+        entry = read_card(folder / "unet")["error_correlation"]
+        update_card(folder / "unet", error_correlation={**entry,
+                                                        "rho": [r - 0.1 for r in entry["rho"]]})
+        monkeypatch.setenv("NHPIPE_MODELS", str(folder))
+        with pytest.warns(UserWarning, match="fitted with another error_correlation"):
+            result, _ = correct_catalog(cores, path, options)
+        assert result.meta["model_offset_dex"] == 0.0
+        assert result.meta["nd_correlation"].endswith("(card of unet, at 2.5 R)")
 
     @pytest.mark.parametrize("changes, method", [
         ({"l_d_pc": 20.0}, "A.3 L_d=20pc"),

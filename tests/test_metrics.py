@@ -201,3 +201,24 @@ def test_target_summary_counts_and_spells_out_misses():
     assert len(row) == 1 and "| mdr" not in table
     assert "| 1 of 2 | 2 of 2 | 1 of 2 | 1 of 2 |" in row[0]
     assert "depth <3 pc: mean error -0.200 ± 0.010, 95 % 0.850 ± 0.040" in row[0]
+
+
+def test_error_correlation_on_analytic_fields():
+    """Errors a_i + b_j (a row term plus a column term, unit variances) are correlated
+    0.5 with any pixel in the same row or column; a region-wide error, 1; white noise, 0."""
+    from nhpipe.metrics import error_correlation
+
+    rng = np.random.default_rng(0)
+    n, size = 40, 64
+    samples = np.stack([-np.ones((n, size, size)), np.ones((n, size, size))])  # mean 0, std 1
+    rows_cols = rng.standard_normal((n, size, 1)) + rng.standard_normal((n, 1, size))
+    np.testing.assert_allclose(error_correlation(samples, rows_cols, (1, 5, 20)), 0.5,
+                               atol=0.03)
+    region = np.broadcast_to(rng.standard_normal((n, 1, 1)), (n, size, size)) \
+        + 1e-3 * rng.standard_normal((n, size, size))
+    np.testing.assert_allclose(error_correlation(samples, region, (1, 8)), 1.0, atol=1e-4)
+    noise = rng.standard_normal((n, size, size))
+    np.testing.assert_allclose(error_correlation(samples, noise, (1, 8)), 0.0, atol=0.02)
+    # The standardisation divides by each pixel's spread: doubling both changes nothing.
+    np.testing.assert_allclose(error_correlation(2 * samples, 2 * rows_cols, (3,)),
+                               error_correlation(samples, rows_cols, (3,)), rtol=1e-12)

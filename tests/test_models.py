@@ -297,6 +297,12 @@ class TestCards:
         (lambda c: c["core_terms"][0].update(by_profile={
             "envelope_edges": [0.2], "contrast_edges": [1.0],
             "offset_dex": [[0, 0]] * 2, "scatter_dex": [[0, -0.1], [0, 0]]}), "scatter_dex >= 0"),
+        (lambda c: c.update(error_correlation={"lag_px": [2, 1], "rho": [0.9, 0.8]}),
+         "'error_correlation'"),
+        (lambda c: c.update(error_correlation={"lag_px": [1, 2], "rho": [0.9]}),
+         "'error_correlation'"),
+        (lambda c: c.update(error_correlation={"lag_px": [1], "rho": [1.5]}),
+         "'error_correlation'"),
     ])
     def test_invalid_card_refused_before_building(self, copy, edit, match):
         # Re-checksummed, so only the schema can catch it.

@@ -167,6 +167,10 @@ def _add_catalog_options(parser, *, in_run: bool) -> None:
                        help="prior of L_d (or n_d): log-normal about the given value with "
                        "this width in dex (default 0.3); 0 fixes it (--nd local draws n_d "
                        "from the map's quantiles around the core instead)")
+    group.add_argument("--nd-correlation", type=float, default=None, metavar="RHO",
+                       help="with --nd local: correlation of the network's errors inside "
+                       "and around a core, 0-1 (default: measured for the network on "
+                       "validation clouds, stored in its card; 0 treats them as independent)")
     group.add_argument("--model-offset", type=float, default=None, metavar="DEX",
                        help="model-error term: shift of every draw of log10 n_c (default: "
                        "fitted on mock cores, see the README)")
@@ -201,6 +205,7 @@ def _catalog_inputs(args, distance_pc: float):
         columns={k[4:]: v for k, v in vars(args).items() if k.startswith("col_")},
         ld=args.ld, nd=args.nd, radius=args.radius, lc_factor=args.lc_factor,
         lc_spread=args.lc_spread, ld_scatter=args.ld_scatter,
+        nd_correlation=args.nd_correlation,
         model_offset=args.model_offset, model_scatter=args.model_scatter, taper=args.taper,
         types=args.types, max_alpha_be=args.max_alpha_be,
         exclude_comments=args.exclude_comment)
@@ -225,6 +230,9 @@ def _catalog_summary(result) -> str:
     if "method" in result.meta:  # what the numbers below rest on, in the user's terms
         text += (f"\n{result.meta['method']}; model-error term: "
                  f"{result.meta.get('model_term', 'none')}")
+        if result.meta.get("nd_correlation"):
+            text += (f"; <n_H>_m inside and around each core drawn with correlation "
+                     f"{result.meta['nd_correlation']}")
     faint = int(np.sum(np.asarray(result["low_contrast"])
                        & (np.asarray(result["status"]) == "ok")))
     if faint:

@@ -163,22 +163,25 @@ def core_profile(nh, blank, coord: SkyCoord, radius, wcs, *,
         float((wing - background) / (core - background))
 
 
-def draw_from_quantiles(quantiles: np.ndarray, n_draws: int, rng: np.random.Generator):
+def draw_from_quantiles(quantiles: np.ndarray, z: np.ndarray):
     """Samples of a distribution known by its 2.5, 16, 50, 84, 97.5 % quantiles.
 
     The quantile function is interpolated linearly in the normal score z = Phi^-1(p)
     and extrapolated linearly beyond the end quantiles, so a Gaussian is reproduced
-    exactly and skewed distributions keep their asymmetry.
+    exactly and skewed distributions keep their asymmetry. The normal scores are given,
+    so that draws of two quantities can share them (a Gaussian copula).
 
     Parameters
     ----------
     quantiles : ndarray, shape (5, N)
+    z : ndarray, shape (n_draws, N)
+        Standard normal scores, one per draw.
+
     Returns
     -------
     ndarray, shape (n_draws, N)
     """
     z_knots = ndtri(np.array(list(_QUANTILE_HDUS.values())))
-    z = rng.standard_normal((n_draws, quantiles.shape[1]))
     q = np.sort(quantiles, axis=0)
     out = np.empty_like(z)
     for j in range(len(z_knots) - 1):

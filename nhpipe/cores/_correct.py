@@ -15,15 +15,19 @@ from astropy.table import Table
 from .. import correction
 from ..correction import LOW_CONTRAST
 from ..errors import InputError
+from ..grid import PIXEL_PC
 from ..load import NhpipeWarning
 from ..units import PC_CM, SPECIES_FACTOR
-from ._apertures import MapStats, draw_from_quantiles, measure_apertures
+from ._apertures import SURROUNDINGS, MapStats, draw_from_quantiles, measure_apertures
 from ._read import CatalogueColumns, _column, _quantity, core_coordinates, core_mass_msun, \
     core_radius_pc, validate_rows
 
 #: ``n_d`` of :class:`CorrectionOptions` that asks for the density of each core's own
 #: surroundings (A.4 with a local diffuse medium).
 LOCAL = "local"
+#: Separation of a core's aperture from its surroundings (the annulus' mid-radius), in
+#: units of its radius: where the correlation of the two <n_H>_m is read.
+SEPARATION = sum(SURROUNDINGS) / 2
 
 
 @dataclass
@@ -45,7 +49,13 @@ class CorrectionOptions:
     "local"`` the diffuse medium is the gas around each core: n_d is drawn from the
     <n_H>_m quantiles of the map in the annulus 2R-3R around it (medians over the
     annulus of each quantile plane, :data:`~nhpipe.cores._apertures.SURROUNDINGS`), so
-    its prior is the network's own estimate there and ``ld_dex`` is not used. The n_c
+    its prior is the network's own estimate there and ``ld_dex`` is not used. The errors
+    of a network's <n_H>_m inside the core and around it are not independent (a cloud
+    read too dense is read too dense in both places), so the two are drawn with the
+    correlation ``nd_correlation`` (a Gaussian copula on the quantiles); left ``None``, it
+    is the one measured for the network at the core's separation from its surroundings
+    (the card's ``error_correlation``, :func:`local_correlation`), 0 (independent, the
+    widest intervals) when the map's card has none. The n_c
     intervals are percentiles of the draws; with fixed parameters they are the exact
     transforms of the <n_H>_m quantiles.
 
@@ -72,6 +82,7 @@ class CorrectionOptions:
     lc_factor: float = 2.0
     lc_spread: float = 0.25
     ld_dex: float = 0.3
+    nd_correlation: float | None = None
     model_offset_dex: float | None = None
     model_scatter_dex: float | None = None
     model_profile_term: dict | None = None
@@ -98,7 +109,16 @@ def term_method(options: CorrectionOptions) -> dict:
     return {"method": method, "priors": {
         "radius": options.radius, "lc_factor": options.lc_factor,
         "lc_spread": options.lc_spread,
-        "ld_dex": None if options.n_d == LOCAL else options.ld_dex}}
+        "ld_dex": None if options.n_d == LOCAL else options.ld_dex,
+        "nd_correlation": _correlation_prior(options)}}
+
+
+def _correlation_prior(options: CorrectionOptions):
+    """The correlation of the aperture's and surroundings' draws, as a term records it:
+    None without ``--nd local``, 'card' when it comes from the map's card."""
+    if options.n_d != LOCAL:
+        return None
+    return "card" if options.nd_correlation is None else options.nd_correlation
 
 
 def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
@@ -167,8 +187,9 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
 
 def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file,
              term_source):
+    rho, rho_source = local_correlation(options, nhpipe_file, radius_pc)
     measured = status != "filtered"
-    pct, n_c, consistent, median_reason = _solve_draws(stats, radius_pc, options)
+    pct, n_c, consistent, median_reason = _solve_draws(stats, radius_pc, options, rho)
     # A core is inconsistent when its median <n>_m has no solution.
     bad = (status == "ok") & (median_reason != correction.OK)
     status[bad] = "inconsistent"
@@ -222,6 +243,7 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
         "radius": options.radius, "lc_factor": options.lc_factor,
         "lc_spread": options.lc_spread,
         "ld_dex": None if options.n_d == LOCAL else options.ld_dex,
+        "nd_correlation": rho_source,
         "model_offset_dex": options.model_offset_dex,
         "model_scatter_dex": options.model_scatter_dex, "model_term": term_source,
         # Text, not a mapping: FITS headers hold numbers and strings only.
@@ -260,10 +282,9 @@ def _with_model_term(options: CorrectionOptions, nhpipe_file):
     return replace(options, **from_card), source
 
 
-def _card_term(nhpipe_file, wanted: dict):
-    """The card's model-error term for the method and priors ``wanted``
-    (:func:`term_method`), for the weights that made a map, and where it came from; or
-    None and why there is none."""
+def _map_card(nhpipe_file):
+    """The installed card of the network that made a map, its name, the map's header and
+    why there is none (no card, an analytic baseline, other weights; card None)."""
     from astropy.io import fits
 
     from ..cards import read_card
@@ -274,11 +295,58 @@ def _card_term(nhpipe_file, wanted: dict):
     try:
         card = read_card(models_dir() / str(name))
     except InputError:
-        return None, f"no card of {name}"
-    if "sha256" not in card:  # analytic baselines have no weights and no mock-fitted term
-        return None, f"{name} is an analytic baseline, with no core term"
+        return None, name, header, f"no card of {name}"
+    if "sha256" not in card:  # analytic baselines have no weights and nothing measured
+        return None, name, header, f"{name} is an analytic baseline"
     if not made_by or card.get("sha256") != made_by:
-        return None, f"the map's {name} weights are not the installed ones"
+        return None, name, header, f"the map's {name} weights are not the installed ones"
+    return card, name, header, ""
+
+
+def local_correlation(options: CorrectionOptions, nhpipe_file, radius_pc):
+    """Correlation of the <n_H>_m draws inside each core and around it (``--nd local``).
+
+    ``options.nd_correlation`` when given; else the card's ``error_correlation`` of the
+    network that made the map (benchmarks/error_correlation.py: the correlation of its
+    standardised errors between pixels a given number of model pixels apart, the least
+    correlated validation family's), read at :data:`SEPARATION` radii in model pixels
+    (:data:`nhpipe.grid.PIXEL_PC`) and held at the end values beyond the measured
+    separations; 0 with a warning when the card has none.
+
+    Returns
+    -------
+    rho : ndarray, shape (N,)
+    source : str or None
+        The values and where they came from, e.g. '0.62-0.83 (card of ddpm, at 2.5 R)'
+        (None without ``--nd local``).
+    """
+    radius_pc = np.asarray(radius_pc, dtype=np.float64)
+    if options.n_d != LOCAL:
+        return np.zeros(radius_pc.shape), None
+    if options.nd_correlation is not None:
+        return np.full(radius_pc.shape, float(options.nd_correlation)), \
+            f"{options.nd_correlation:g} (given)"
+    card, name, _, why = _map_card(nhpipe_file)
+    entry = card.get("error_correlation") if card is not None else None
+    if entry is None:
+        why = why or f"the card of {name} has no error_correlation"
+        warnings.warn(f"no error correlation for --nd local: {why}; the <n_H>_m inside and "
+                      "around each core are drawn independently (the widest intervals; "
+                      "set `nd_correlation` to give one)", NhpipeWarning, stacklevel=4)
+        return np.zeros(radius_pc.shape), f"0 ({why})"
+    lag_px = SEPARATION * np.nan_to_num(radius_pc, nan=0.0) / PIXEL_PC
+    rho = np.interp(lag_px, entry["lag_px"], entry["rho"])
+    span = f"{rho.min():.2f}-{rho.max():.2f} " if rho.size else ""
+    return rho, f"{span}(card of {name}, at {SEPARATION:g} R)"
+
+
+def _card_term(nhpipe_file, wanted: dict):
+    """The card's model-error term for the method and priors ``wanted``
+    (:func:`term_method`), for the weights that made a map, and where it came from; or
+    None and why there is none."""
+    card, name, header, why = _map_card(nhpipe_file)
+    if card is None:
+        return None, why
     terms = card.get("core_terms") or []
     matching = [t for t in terms if t.get("method") == wanted["method"]
                 and _same_priors(t.get("priors", {}), wanted["priors"])]
@@ -298,6 +366,11 @@ def _card_term(nhpipe_file, wanted: dict):
             return None, (f"the core term of {name} was fitted on maps recalibrated "
                           f"{describe(fitted)}, this map's samples were {describe(made)}: "
                           "refit it (benchmarks/core_mocks.py --write-card) or remake the map")
+    # A term fitted with the card's error correlation (--nd local) holds for that one.
+    if wanted["priors"].get("nd_correlation") == "card" \
+            and term.get("error_correlation") != card.get("error_correlation", {}).get("rho"):
+        return None, (f"the core term of {name} was fitted with another error_correlation "
+                      "than its card's: refit it (benchmarks/core_mocks.py --write-card)")
     return term, f"card of {name}: {term['method']}, {term.get('fitted_on', '')}"
 
 
@@ -345,8 +418,11 @@ def profile_term(envelope, contrast, term: dict | None, offset: float, scatter: 
             np.where(known, np.asarray(term["scatter_dex"], float)[row, column], scatter))
 
 
-def _solve_draws(stats, radius_pc, options: CorrectionOptions):
+def _solve_draws(stats, radius_pc, options: CorrectionOptions, rho=None):
     """The corrected density of every core: its percentiles and Monte-Carlo draws.
+
+    ``rho`` (N,): correlation of the <n_H>_m draws inside and around each core
+    (:func:`local_correlation`; ``--nd local`` only, 0 when None).
 
     Returns
     -------
@@ -361,17 +437,18 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions):
     """
     n = len(radius_pc)
     rng = np.random.default_rng(options.seed)
-    log_nm = draw_from_quantiles(np.nan_to_num(stats.log_nm_quantiles, nan=0.0),
-                                 options.n_draws, rng) if n else np.zeros((options.n_draws, 0))
+    shape = (options.n_draws, n)
+    z_core = rng.standard_normal(shape)
+    log_nm = draw_from_quantiles(np.nan_to_num(stats.log_nm_quantiles, nan=0.0), z_core)
     l_c = options.lc_factor * radius_pc * PC_CM
     # Draws of the model's parameters from their priors (see CorrectionOptions).
-    shape = (options.n_draws, n)
     l_c_draws = l_c * rng.uniform(1 - options.lc_spread, 1 + options.lc_spread, shape)
     local = options.n_d == LOCAL
     if local:
         diffuse = 10.0 ** stats.log_nm_surroundings[2]
-        diffuse_draws = 10.0 ** draw_from_quantiles(stats.log_nm_surroundings,
-                                                    options.n_draws, rng)
+        rho = np.zeros(n) if rho is None else np.clip(rho, 0.0, 1.0)
+        z_around = rho * z_core + np.sqrt(1.0 - rho**2) * rng.standard_normal(shape)
+        diffuse_draws = 10.0 ** draw_from_quantiles(stats.log_nm_surroundings, z_around)
     else:
         diffuse = options.l_d_pc * PC_CM if options.l_d_pc is not None else options.n_d
         diffuse_draws = diffuse * 10 ** (options.ld_dex * rng.standard_normal(shape))
