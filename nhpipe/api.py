@@ -28,8 +28,8 @@ def write(hdul: fits.HDUList, path, overwrite: bool = False) -> Path:
 
 def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
                     radius="observed", lc_factor=2.0, lc_spread=0.25, ld_scatter=0.3,
-                    nd_correlation=None, model_offset=None, model_scatter=None, taper=None,
-                    columns=None, seed=0, n_draws=1000):
+                    nd_correlation=None, between_cores_correlation=None, model_offset=None,
+                    model_scatter=None, taper=None, columns=None, seed=0, n_draws=1000):
     """Corrected core densities (A.3 with ``ld`` or A.4 with ``nd``) on an nhpipe result.
 
     Parameters
@@ -44,8 +44,12 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
     ld, nd : str, Quantity or float
         Exactly one: the diffuse depth (``'10pc'``) or density (``'1e3cm-3'``, or
         ``'local'``: the <n_H>_m of the map around each core).
-    radius, lc_factor, lc_spread, ld_scatter, nd_correlation, taper, seed, n_draws
+    radius, lc_factor, lc_spread, ld_scatter, taper, seed, n_draws
         See :class:`nhpipe.cores.CorrectionOptions`.
+    nd_correlation, between_cores_correlation : float, optional
+        Correlations of the draws of <n_H>_m inside and around a core (``nd='local'``) and
+        between cores, 0-1; default: measured for the network (its card), see
+        :class:`nhpipe.cores.CorrectionOptions`.
     model_offset, model_scatter : float, optional
         The empirical model-error term (dex); default the one fitted on mock cores
         (:class:`nhpipe.cores.CorrectionOptions`).
@@ -68,6 +72,7 @@ def correct_catalog(result, catalogue, *, distance=None, ld=None, nd=None,
         job = prepare_catalog(catalogue, map_distance(path, distance), columns=columns, ld=ld,
                               nd=nd, radius=radius, lc_factor=lc_factor, lc_spread=lc_spread,
                               ld_scatter=ld_scatter, nd_correlation=nd_correlation,
+                              between_cores_correlation=between_cores_correlation,
                               model_offset=model_offset,
                               model_scatter=model_scatter, taper=taper, seed=seed,
                               n_draws=n_draws)
@@ -120,7 +125,7 @@ def write_corrected(job: CatalogueJob, map_path, prefix, *, overwrite=False, inp
 
 def correction_options(distance_pc: float, *, ld=None, nd=None, radius="observed",
                        lc_factor=2.0, lc_spread=0.25, ld_scatter=0.3, nd_correlation=None,
-                       model_offset=None,
+                       between_cores_correlation=None, model_offset=None,
                        model_scatter=None, taper=None, types=None,
                        max_alpha_be=None, exclude_comments=(), seed=0, n_draws=1000):
     """Checked :class:`nhpipe.cores.CorrectionOptions` from user values (strings or numbers).
@@ -161,6 +166,8 @@ def correction_options(distance_pc: float, *, ld=None, nd=None, radius="observed
         distance_pc=distance_pc,
         l_d_pc=parse_length_pc(ld, what="ld") if ld is not None else None,
         n_d=n_d, nd_correlation=nd_correlation,
+        between_cores_correlation=None if between_cores_correlation is None else finite(
+            between_cores_correlation, "between_cores_correlation", upper=1.0),
         radius=radius, lc_factor=finite(lc_factor, "lc_factor", positive=True),
         lc_spread=finite(lc_spread, "lc_spread", upper=0.9),
         ld_dex=finite(ld_scatter, "ld_scatter", upper=2.0),

@@ -680,6 +680,12 @@ class TestLocalDiffuse:
         rho, source = local_correlation(CorrectionOptions(distance_pc=400.0, l_d_pc=10.0),
                                         path, radius)
         assert source is None and not rho.any()
+        from nhpipe.cores import between_cores_correlation
+
+        shared, source = between_cores_correlation(
+            CorrectionOptions(distance_pc=400.0, l_d_pc=10.0), path)
+        assert shared == entry["rho"][-1]
+        assert source == f"{shared:.2f} (card of unet, at {entry['lag_px'][-1]} px and beyond)"
 
 
 def test_profile_term_by_bin():
@@ -838,3 +844,49 @@ def test_catalog_summary_counts_low_contrast_cores():
     assert "\n1 ok cores have low contrast" in text and "median +0.200" in text
     table["low_contrast"] = False
     assert "low contrast" not in _catalog_summary(table)
+
+
+def test_joint_draws_keep_each_cores_density_and_share_the_errors():
+    from scipy.stats import spearmanr
+
+    from nhpipe.cores import joint_draws
+
+    rng = np.random.default_rng(1)
+    draws = 10 ** rng.normal(4.0, 0.3, (4000, 3))
+    draws[:1000, 1] = np.nan            # a quarter of core 1's draws have no solution
+    draws[:, 2] = np.nan                # core 2 has none
+    for rho, expected in ((0.0, 0.0), (0.8, 6 / np.pi * np.arcsin(0.4))):
+        joint = joint_draws(draws, rho, rng)
+        assert np.isfinite(joint[:, :2]).all() and np.isnan(joint[:, 2]).all()
+        for core in (0, 1):  # the same density as its draws with a solution
+            np.testing.assert_allclose(np.percentile(joint[:, core], [2.5, 16, 50, 84, 97.5]),
+                                       np.nanpercentile(draws[:, core],
+                                                        [2.5, 16, 50, 84, 97.5]), rtol=0.02)
+        assert spearmanr(joint[:, 0], joint[:, 1])[0] == pytest.approx(expected, abs=0.04)
+
+
+def test_errors_shared_between_cores_widen_sums_not_intervals(tmp_path):
+    """30 alike cores: the correlation between cores changes no core's interval, and the
+    mean of log n_c over the cores spreads as sigma * sqrt(rho + (1 - rho) / N) instead
+    of sigma / sqrt(N) in the joint draws."""
+    from nhpipe.cores import joint_draws
+
+    path = _nhpipe_file(tmp_path / "map.fits", nh=1e22)
+    ra, dec = np.meshgrid(85.5 + 0.012 * np.arange(-2, 4), -1.0 + 0.012 * np.arange(-2, 3))
+    cores = _cores(ra.ravel(), dec.ravel())
+    base = dict(distance_pc=400.0, l_d_pc=10.0, lc_spread=0.0, ld_dex=0.0,
+                model_offset_dex=0.0, model_scatter_dex=0.0)
+    spreads, tables = {}, {}
+    for rho in (0.0, 0.9):
+        table, draws = correct_catalog(cores, path, CorrectionOptions(
+            **base, between_cores_correlation=rho))
+        assert (table["status"] == "ok").all()
+        assert table.meta["between_cores_correlation"] == f"{rho:g} (given)"
+        assert table.meta["between_cores_rho"] == rho
+        joint = joint_draws(draws, table.meta["between_cores_rho"], np.random.default_rng(0))
+        spreads[rho] = np.std(np.log10(joint).mean(axis=1))
+        tables[rho] = table
+    for name in ("nc_med", "nc_lo68", "nc_hi68", "nc_lo95", "nc_hi95", "frac_consistent"):
+        np.testing.assert_array_equal(tables[0.0][name], tables[0.9][name])
+    n = len(cores)
+    assert spreads[0.9] / spreads[0.0] == pytest.approx(np.sqrt((0.9 + 0.1 / n) * n), rel=0.15)

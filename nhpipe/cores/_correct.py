@@ -59,6 +59,12 @@ class CorrectionOptions:
     intervals are percentiles of the draws; with fixed parameters they are the exact
     transforms of the <n_H>_m quantiles.
 
+    A network's errors are also shared between the cores of one map (a region read too
+    dense is read too dense everywhere), which matters for what sums over cores, such as
+    the core mass function's bands (:func:`joint_draws`), not for any core's interval:
+    their correlation is ``between_cores_correlation`` (left ``None``: the card's
+    ``error_correlation`` at its largest separation, :func:`between_cores_correlation`).
+
     What the priors leave out (core shape and profile, the beam, the network's own error
     on cores) is the empirical model-error term: every draw of log10 n_c is moved by an
     offset and scattered by a normal, both in dex. Given as ``model_offset_dex`` and
@@ -83,6 +89,7 @@ class CorrectionOptions:
     lc_spread: float = 0.25
     ld_dex: float = 0.3
     nd_correlation: float | None = None
+    between_cores_correlation: float | None = None
     model_offset_dex: float | None = None
     model_scatter_dex: float | None = None
     model_profile_term: dict | None = None
@@ -188,6 +195,7 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
 def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file,
              term_source):
     rho, rho_source = local_correlation(options, nhpipe_file, radius_pc)
+    shared, shared_source = between_cores_correlation(options, nhpipe_file)
     measured = status != "filtered"
     pct, n_c, consistent, median_reason = _solve_draws(stats, radius_pc, options, rho)
     # A core is inconsistent when its median <n>_m has no solution.
@@ -243,7 +251,8 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
         "radius": options.radius, "lc_factor": options.lc_factor,
         "lc_spread": options.lc_spread,
         "ld_dex": None if options.n_d == LOCAL else options.ld_dex,
-        "nd_correlation": rho_source,
+        "nd_correlation": rho_source, "between_cores_correlation": shared_source,
+        "between_cores_rho": shared,
         "model_offset_dex": options.model_offset_dex,
         "model_scatter_dex": options.model_scatter_dex, "model_term": term_source,
         # Text, not a mapping: FITS headers hold numbers and strings only.
@@ -326,10 +335,8 @@ def local_correlation(options: CorrectionOptions, nhpipe_file, radius_pc):
     if options.nd_correlation is not None:
         return np.full(radius_pc.shape, float(options.nd_correlation)), \
             f"{options.nd_correlation:g} (given)"
-    card, name, _, why = _map_card(nhpipe_file)
-    entry = card.get("error_correlation") if card is not None else None
+    entry, name, why = _card_correlation(nhpipe_file)
     if entry is None:
-        why = why or f"the card of {name} has no error_correlation"
         warnings.warn(f"no error correlation for --nd local: {why}; the <n_H>_m inside and "
                       "around each core are drawn independently (the widest intervals; "
                       "set `nd_correlation` to give one)", NhpipeWarning, stacklevel=4)
@@ -338,6 +345,39 @@ def local_correlation(options: CorrectionOptions, nhpipe_file, radius_pc):
     rho = np.interp(lag_px, entry["lag_px"], entry["rho"])
     span = f"{rho.min():.2f}-{rho.max():.2f} " if rho.size else ""
     return rho, f"{span}(card of {name}, at {SEPARATION:g} R)"
+
+
+def between_cores_correlation(options: CorrectionOptions, nhpipe_file):
+    """Correlation of the network's errors between any two cores of a map.
+
+    ``options.between_cores_correlation`` when given; else the card's ``error_correlation``
+    at its largest separation (32 model pixels, 0.8 pc: what is left of the errors'
+    likeness at large distances, the region-wide part), a lower bound for cores closer
+    together; 0 (independent draws) when the card has none.
+
+    Returns
+    -------
+    rho : float
+    source : str
+        The value and where it came from.
+    """
+    if options.between_cores_correlation is not None:
+        value = float(options.between_cores_correlation)
+        return value, f"{value:g} (given)"
+    entry, name, why = _card_correlation(nhpipe_file)
+    if entry is None:
+        return 0.0, f"0 ({why})"
+    rho = float(entry["rho"][-1])
+    return rho, f"{rho:.2f} (card of {name}, at {entry['lag_px'][-1]:g} px and beyond)"
+
+
+def _card_correlation(nhpipe_file):
+    """The ``error_correlation`` of the card of the network that made a map, its name,
+    and why there is none (entry None)."""
+    card, name, _, why = _map_card(nhpipe_file)
+    entry = card.get("error_correlation") if card is not None else None
+    return entry, name, why or (f"the card of {name} has no error_correlation"
+                                if entry is None else "")
 
 
 def _card_term(nhpipe_file, wanted: dict):
@@ -483,6 +523,40 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions, rho=None):
     median_reason = knot_reason[2] if n else np.zeros(0, np.int8)
     pct = knots[[2, 1, 3, 0, 4]] if n else np.zeros((5, 0))
     return pct, n_c, consistent, median_reason
+
+
+def joint_draws(draws, rho: float, rng: np.random.Generator) -> np.ndarray:
+    """Draws of every core's density together, for what sums over cores (the CMF bands).
+
+    Each core's density is what its draws with a solution say (the table's intervals are
+    their percentiles): they are spread over the rows at evenly spaced quantiles, so that
+    a draw without a solution does not drop the core from a sum. The rows of each core
+    are then put in the order of target scores sqrt(rho) f + sqrt(1 - rho) e_i, f common
+    to all cores and e_i each core's own (standard normals): the rank-reordering of Iman
+    & Conover (1982, Commun. Stat. Simul. Comput. 11, 311), which keeps every core's
+    values and gives any two cores a rank correlation of about rho.
+
+    Parameters
+    ----------
+    draws : ndarray, shape (n_draws, N)
+        Monte-Carlo draws (NaN without a solution), as :func:`correct_catalog` returns.
+    rho : float
+        Correlation between cores, 0-1 (:func:`between_cores_correlation`).
+
+    Returns
+    -------
+    ndarray, shape (n_draws, N)
+        NaN only for a core without any solution.
+    """
+    draws = np.asarray(draws, dtype=np.float64)
+    levels = (np.arange(draws.shape[0]) + 0.5) / draws.shape[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cores without any solution
+        spread = np.nanquantile(draws, levels, axis=0)  # each column ascending
+    target = np.sqrt(rho) * rng.standard_normal((draws.shape[0], 1)) \
+        + np.sqrt(1.0 - rho) * rng.standard_normal(draws.shape)
+    rank = np.argsort(np.argsort(target, axis=0), axis=0)
+    return np.take_along_axis(spread, rank, axis=0)
 
 
 def _selected(table, options: CorrectionOptions, columns: CatalogueColumns) -> np.ndarray:

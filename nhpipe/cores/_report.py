@@ -9,6 +9,7 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table
 
+from ._correct import joint_draws
 from ._read import CatalogueColumns, core_coordinates, core_mass_msun, core_radius_pc
 
 STATUS_COLORS = {"ok": "green", "inconsistent": "red", "outside": "yellow", "masked": "yellow",
@@ -143,14 +144,19 @@ def _plot_cmf(table, draws, path, columns):
         ax.stairs(np.histogram(cat, edges)[0], edges, color="k", label="catalogue masses")
     if draws is not None and ok.any():
         r_pc = core_radius_pc(table, table.meta["radius"], columns)[ok]
-        masses = core_mass_msun(draws[:, ok], r_pc)
+        # Every core in every draw, with the network's errors shared between cores.
+        rng = np.random.default_rng(table.meta.get("seed", 0))
+        masses = core_mass_msun(joint_draws(draws[:, ok], table.meta.get(
+            "between_cores_rho", 0.0), rng), r_pc)
         with np.errstate(invalid="ignore", divide="ignore"):
             hists = np.array([np.histogram(np.log10(m[np.isfinite(m)]), edges)[0]
                               for m in masses])
         lo, med, hi = np.percentile(hists, [2.5, 50, 97.5], axis=0)
         ax.stairs(med, edges, color="C0", label="corrected densities (median)")
+        shared = table.meta.get("between_cores_correlation")
         ax.fill_between(edges[:-1], lo, hi, step="post", color="C0", alpha=0.3,
-                        label="95 % Monte-Carlo band")
+                        label="95 % Monte-Carlo band" + (f"\n(errors shared between cores: "
+                                                         f"{shared})" if shared else ""))
     ax.set_yscale("log")
     ax.set_xlabel(r"$\log_{10} M$ [M$_\odot$]")
     ax.set_ylabel("prestellar cores per bin")
