@@ -28,6 +28,11 @@ true mean density inside R_obs is known exactly. Every core is added to the map;
 catalogue holds those an extraction would find (:func:`detected`). Cores come from a
 catalogue (positions, radii and masses of real cores, e.g. Konyves et al. 2020) or are
 drawn (:func:`draw_cores`) with HGBS-like radii and masses.
+
+The case the two-component correction is meant for, a line of sight that holds more than
+the core, is ``superposed``: an unrelated, less dense clump on each core's line of sight
+(:func:`add_clumps`), which the catalogue's mass and density include and the truth does
+not.
 """
 
 from __future__ import annotations
@@ -49,6 +54,11 @@ DISTANCE_PC, PIXEL_ARCSEC, BEAM_ARCSEC = 400.0, 3.0, 18.2
 DETECTION_SNR, CORE_SCALE_PC = 5.0, 0.1
 #: Cells per side of the turbulence box of a ``driven`` cloud (~40 s a run at 64).
 DRIVEN_CELLS = 64
+#: A clump on a core's line of sight (``make_mock(superposed=True)``): a uniform sphere of
+#: CLUMP_RADIUS x R_obs (inside the annulus 2R-3R where the background is measured, so an
+#: extraction does not subtract it) holding a log-uniform fraction CLUMP_MASS of the
+#: core's mass.
+CLUMP_RADIUS, CLUMP_MASS = 1.5, (0.3, 1.0)
 
 
 def sphere_column(b_cm, *, n, r_cm):
@@ -113,6 +123,26 @@ def add_cores(nh: np.ndarray, wcs, cores: Table, profile: str) -> np.ndarray:
     return inside
 
 
+def add_clumps(nh: np.ndarray, wcs, cores: Table, rng: np.random.Generator) -> np.ndarray:
+    """Add an unrelated clump on each core's line of sight (:data:`CLUMP_RADIUS`,
+    :data:`CLUMP_MASS`; centred on the core in projection, anywhere along the line of
+    sight: a column map cannot tell where).
+
+    Returns
+    -------
+    ndarray, shape (len(cores),)
+        Each clump's mass inside its core's aperture (M_sun): what an extraction adds to
+        the core's mass. A uniform sphere of radius a holds 1 - (1 - r^2 / a^2)^(3/2) of
+        its mass inside a cylinder of radius r < a.
+    """
+    fraction = 10 ** rng.uniform(*np.log10(CLUMP_MASS), len(cores))
+    clumps = Table({"ra": cores["ra"], "dec": cores["dec"], "r_obs": cores["r_obs"],
+                    "r_deconv": CLUMP_RADIUS * np.asarray(cores["r_obs"], float),
+                    "mass": fraction * np.asarray(cores["mass"], float)})
+    add_cores(nh, wcs, clumps, "sphere")
+    return np.asarray(clumps["mass"]) * (1.0 - (1.0 - CLUMP_RADIUS**-2) ** 1.5)
+
+
 def detected(cloud: np.ndarray, with_cores: np.ndarray, wcs, cores: Table, *,
              threshold: float = DETECTION_SNR) -> np.ndarray:
     """Which cores an extraction would find: those whose own peak column, seen through the
@@ -163,7 +193,7 @@ def true_density(cores: Table) -> np.ndarray:
 
 def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_cores: int = 300,
               size_deg: float = 0.5, centre=(85.5, -1.0), cloud: str = "turbulent",
-              detect: bool = True):
+              detect: bool = True, superposed: bool = False):
     """A mock HGBS-like N(H2) map with cores of one profile family, and its catalogue.
 
     Parameters
@@ -181,6 +211,11 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
     detect : bool
         Catalogue only the cores an extraction would find (:func:`detected`); all of them
         are in the map either way.
+    superposed : bool
+        Put an unrelated, less dense clump on every core's line of sight
+        (:func:`add_clumps`): the catalogue then holds the mass and density an extraction
+        would measure (core and the clump's share of the aperture), ``n_true_h`` the
+        core's own. The cloud, cores and noise are those of the mock without clumps.
 
     Returns
     -------
@@ -204,6 +239,10 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
     wcs = tan_wcs(nh.shape, pixel_arcsec=PIXEL_ARCSEC, centre=centre)
     cloud_only = nh.copy()
     inside = add_cores(nh, wcs, cores, profile)
+    extra = np.zeros(len(cores))
+    if superposed:  # their own random stream: the rest of the mock is unchanged
+        extra = add_clumps(nh, wcs, cores, np.random.default_rng(
+            [seed, PROFILES.index(profile), CLOUDS.index(cloud), 1]))
     # Every core is in the map; only those an extraction would find are catalogued.
     if detect:
         inside[inside] = detected(cloud_only, nh, wcs, cores[inside])
@@ -212,10 +251,14 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
     catalogue = Table(cores[inside], copy=True)
     catalogue["n_true_h"] = true_density(catalogue)
     catalogue["n_true_h"].unit = "cm-3"
-    catalogue["n_h2_ave_obs"] = catalogue["n_true_h"] / 2 / 1e4
+    catalogue["mass"] = np.asarray(catalogue["mass"], float) + extra[inside]
+    catalogue["mass"].unit = "Msun"
+    catalogue["n_h2_ave_obs"] = true_density(catalogue) / 2 / 1e4
     catalogue["n_h2_ave_obs"].unit = "1e4 cm-3"
-    catalogue.meta.update({"mock": f"{profile} cores in a {cloud} cloud, seed {seed}",
-                           "profile": profile, "cloud": cloud, "seed": seed})
+    catalogue.meta.update({"mock": f"{profile} cores in a {cloud} cloud, seed {seed}"
+                           + (", each with a clump on its line of sight" if superposed else ""),
+                           "profile": profile, "cloud": cloud, "seed": seed,
+                           "superposed": superposed})
     return hdu, catalogue
 
 

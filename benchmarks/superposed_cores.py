@@ -1,0 +1,123 @@
+"""Core densities when the line of sight holds more than the core: what the two-component
+correction is for.
+
+The core mocks of ``benchmarks/core_mocks.py`` are made twice, alone and with an
+unrelated, less dense clump on each core's line of sight (``make_mock(superposed=True)``:
+a uniform sphere of 1.5 R_obs with 0.3-1 times the core's mass, inside the annulus where
+the background is measured). The catalogue's density (what an extraction measures, the
+clump's share of the aperture included), the network-free baseline (the
+background-subtracted aperture column over L_c) and nhpipe's corrected densities (A.3 with
+L_d = 10 pc and A.4 with the n_d of each core's surroundings, the cards' terms) are scored
+against the core's own density, on the same cores and maps but for the clumps. How much of
+the catalogue's excess a method keeps is its median with clumps minus its median alone.
+
+    python benchmarks/superposed_cores.py --models unet cinn ddpm --seeds 0 1 \\
+        --out docs/superposed_cores
+"""
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import nhpipe
+from core_mocks import _baseline, coverage
+from nhpipe._write import atomic_path
+from nhpipe.cores import LOCAL, CorrectionOptions, correct_catalog
+from nhpipe.sims.coremock import CLOUDS, PROFILES, make_mock
+
+#: The corrections scored, with the cards' model-error terms.
+METHODS = {"A.3 L_d=10pc": {"l_d_pc": 10.0}, "A.4 n_d=local": {"n_d": LOCAL}}
+
+
+def score(models, clouds, seeds, samples, folder) -> dict:
+    """Median log10(estimate / truth) (and the 68 % coverage of nhpipe's intervals) per
+    cloud, profile and estimator, alone and superposed."""
+    rows = {}
+    for cloud in clouds:
+        for profile in PROFILES:
+            for superposed in (False, True):
+                found = {}
+                for seed in seeds:
+                    hdu, cores = make_mock(profile, seed=seed, cloud=cloud,
+                                           superposed=superposed)
+                    truth = np.log10(np.asarray(cores["n_true_h"], float))
+                    found.setdefault("catalogue", []).append(
+                        (np.log10(np.asarray(cores["n_h2_ave_obs"], float) * 2e4)[None],
+                         truth))
+                    for model in models:
+                        path = Path(folder) / f"{model}.fits"
+                        nhpipe.estimate(hdu, distance="400pc", species="H2", model=model,
+                                        samples=samples, seed=seed).writeto(path,
+                                                                            overwrite=True)
+                        for name, given in METHODS.items():
+                            options = CorrectionOptions(distance_pc=400.0, **given)
+                            table, nc = correct_catalog(cores, path, options)
+                            ok = np.asarray(table["status"]) == "ok"
+                            with np.errstate(divide="ignore", invalid="ignore"):
+                                found.setdefault(f"{model} {name}", []).append(
+                                    (np.log10(nc[:, ok]), truth[ok]))
+                            if model == models[0] and name == "A.3 L_d=10pc":
+                                draws, kept = _baseline(table, truth, options)[:2]
+                                found.setdefault("no network", []).append((draws, kept))
+                key = f"{profile} in {cloud}" + (", superposed" if superposed else "")
+                rows[key] = {}
+                for name, parts in found.items():
+                    draws = np.concatenate([p[0] for p in parts], axis=1)
+                    truth = np.concatenate([p[1] for p in parts])
+                    result = coverage(draws, truth)
+                    rows[key][name] = {"cores": int(truth.size),
+                                       "median_dex": result["median_dex"],
+                                       "coverage_68": result["coverage_68"]}
+    return rows
+
+
+def markdown(rows: dict) -> str:
+    first = ["catalogue", "no network"]
+    names = first + [n for n in next(iter(rows.values())) if n not in first]
+    lines = ["| cores | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, row in rows.items():
+        cells = []
+        for name in names:
+            entry = row[name]
+            cell = f"{entry['median_dex']:+.3f}"
+            if name not in ("catalogue", "no network"):
+                cell += f" ({entry['coverage_68']:.2f})"
+            cells.append(cell)
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += ["", "Excess carried over from the clumps (median with clumps minus median "
+              "alone, dex):", "", "| cores | " + " | ".join(names) + " |",
+              "|---|" + "---|" * len(names)]
+    for key, row in rows.items():
+        if key.endswith(", superposed"):
+            alone = rows[key[:-len(", superposed")]]
+            lines.append(f"| {key[:-len(', superposed')]} | " + " | ".join(
+                f"{row[n]['median_dex'] - alone[n]['median_dex']:+.3f}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["unet", "cinn", "ddpm"])
+    parser.add_argument("--clouds", nargs="+", default=["turbulent", "fractal"],
+                        choices=CLOUDS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--out", help="prefix of the .json and .md written")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        rows = score(args.models, args.clouds, args.seeds, args.samples, folder)
+    table = ("Median log10(estimate / core's own density) (and, for nhpipe, the fraction of "
+             "cores whose 68 % interval holds it), seeds " f"{args.seeds}, {args.samples} "
+             "samples:\n\n" + markdown(rows))
+    print(table)
+    if args.out:
+        for suffix, text in ((".json", json.dumps(rows, indent=2)), (".md", table)):
+            with atomic_path(Path(args.out + suffix)) as tmp:
+                Path(tmp).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
