@@ -8,8 +8,9 @@ the background is measured). The catalogue's density (what an extraction measure
 clump's share of the aperture included), the network-free baseline (the
 background-subtracted aperture column over L_c) and nhpipe's corrected densities (A.3 with
 L_d = 10 pc and A.4 with the n_d of each core's surroundings, the cards' terms) are scored
-against the core's own density, on the same cores and maps but for the clumps. How much of
-the catalogue's excess a method keeps is its median with clumps minus its median alone.
+against the core's own density, on the same maps but for the clumps (a few more cores
+pass the detection with their clump). How much of the catalogue's excess a method keeps is
+its median with clumps minus its median alone.
 
     python benchmarks/superposed_cores.py --models unet cinn ddpm --seeds 0 1 \\
         --out docs/superposed_cores

@@ -118,7 +118,8 @@ def clustered_se(values, groups) -> float:
 
 
 #: Separations (model pixels) at which :func:`error_correlation` is measured: from a
-#: neighbour to a core's surroundings (2R-3R) for the largest catalogued cores.
+#: neighbour to 0.8 pc, past a core's surroundings (2.5 R is 2-10 px for HGBS cores at
+#: 400 pc) to what a map's errors share at large distances (:mod:`nhpipe.cores`).
 CORRELATION_LAGS_PX = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
 
