@@ -10,7 +10,9 @@ background-subtracted aperture column over L_c) and nhpipe's corrected densities
 L_d = 10 pc and A.4 with the n_d of each core's surroundings, the cards' terms) are scored
 against the core's own density, on the same maps but for the clumps (a few more cores
 pass the detection with their clump). How much of the catalogue's excess a method keeps is
-its median with clumps minus its median alone.
+its median with clumps minus its median alone. Beside the networks, an oracle: A.3 and A.4
+on the true <n_H>_m of the mock (``make_mock(true_nm=True)``, before the beam), with fixed
+parameters and no term, which says what the two-component model itself can undo.
 
     python benchmarks/superposed_cores.py --models unet cinn ddpm --seeds 0 1 \\
         --out docs/superposed_cores
@@ -24,13 +26,25 @@ from pathlib import Path
 import numpy as np
 
 import nhpipe
+from astropy.wcs import WCS
 from core_mocks import _baseline, coverage
-from nhpipe._write import atomic_path
+from nhpipe._write import Plane, atomic_path, write_planes
 from nhpipe.cores import LOCAL, CorrectionOptions, correct_catalog
 from nhpipe.sims.coremock import CLOUDS, PROFILES, make_mock
+from nhpipe.summarise import QUANTILES
 
 #: The corrections scored, with the cards' model-error terms.
 METHODS = {"A.3 L_d=10pc": {"l_d_pc": 10.0}, "A.4 n_d=local": {"n_d": LOCAL}}
+#: The oracle's options: the true <n_H>_m has no spread, and no term was fitted for it.
+EXACT = {"lc_spread": 0.0, "ld_dex": 0.0, "nd_correlation": 0.0, "model_offset_dex": 0.0,
+         "model_scatter_dex": 0.0}
+
+
+def oracle_file(path, hdu, log_nm) -> None:
+    """An nhpipe-like output whose <n_H>_m quantiles are all the truth (N_H in H nuclei)."""
+    planes = [Plane("NH", 2.0 * np.asarray(hdu.data, float), "cm-2", "observed N_H")]
+    planes += [Plane(name, log_nm, "dex(cm-3)", "true <n_H>_m") for name in QUANTILES]
+    write_planes(path, planes, WCS(hdu.header), {}, overwrite=True)
 
 
 def score(models, clouds, seeds, samples, folder) -> dict:
@@ -42,12 +56,21 @@ def score(models, clouds, seeds, samples, folder) -> dict:
             for superposed in (False, True):
                 found = {}
                 for seed in seeds:
-                    hdu, cores = make_mock(profile, seed=seed, cloud=cloud,
-                                           superposed=superposed)
+                    hdu, cores, log_nm = make_mock(profile, seed=seed, cloud=cloud,
+                                                   superposed=superposed, true_nm=True)
                     truth = np.log10(np.asarray(cores["n_true_h"], float))
                     found.setdefault("catalogue", []).append(
                         (np.log10(np.asarray(cores["n_h2_ave_obs"], float) * 2e4)[None],
                          truth))
+                    oracle = Path(folder) / "oracle.fits"
+                    oracle_file(oracle, hdu, log_nm)
+                    for name, given in METHODS.items():
+                        table, _ = correct_catalog(cores, oracle, CorrectionOptions(
+                            distance_pc=400.0, **given, **EXACT))
+                        ok = np.asarray(table["status"]) == "ok"
+                        found.setdefault(f"true <n_H>_m {name}", []).append(
+                            (np.log10(np.asarray(table["nc_med"], float)[ok])[None],
+                             truth[ok]))
                     for model in models:
                         path = Path(folder) / f"{model}.fits"
                         nhpipe.estimate(hdu, distance="400pc", species="H2", model=model,
@@ -76,7 +99,8 @@ def score(models, clouds, seeds, samples, folder) -> dict:
 
 
 def markdown(rows: dict) -> str:
-    first = ["catalogue", "no network"]
+    first = ["catalogue", "no network", "true <n_H>_m A.3 L_d=10pc",
+             "true <n_H>_m A.4 n_d=local"]
     names = first + [n for n in next(iter(rows.values())) if n not in first]
     lines = ["| cores | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for key, row in rows.items():
@@ -84,7 +108,7 @@ def markdown(rows: dict) -> str:
         for name in names:
             entry = row[name]
             cell = f"{entry['median_dex']:+.3f}"
-            if name not in ("catalogue", "no network"):
+            if name not in first[:2] and not name.startswith("true"):
                 cell += f" ({entry['coverage_68']:.2f})"
             cells.append(cell)
         lines.append(f"| {key} | " + " | ".join(cells) + " |")

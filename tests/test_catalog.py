@@ -518,6 +518,38 @@ class TestModelErrorTerm:
         assert extra.min() > -1e-6 * alone.data.max() and extra.max() > 0
         assert confused.meta["superposed"] and not cores.meta["superposed"]
 
+    def test_plummer_square_column_is_the_integral_of_n_squared(self):
+        from scipy.integrate import quad
+
+        from nhpipe.sims.cores import plummer_square_column
+
+        n0, a, r_out = 1e5, 0.01 * PC_CM, 0.08 * PC_CM
+        for b in (0.0, 0.005 * PC_CM, 0.05 * PC_CM, 0.09 * PC_CM):
+            half = np.sqrt(max(r_out**2 - b**2, 0.0))
+            expected = quad(lambda z: (n0 / (1 + (b**2 + z**2) / a**2)) ** 2, -half, half,
+                            epsabs=0.0, epsrel=1e-10)[0] if half else 0.0
+            assert plummer_square_column(b, n0=n0, a_cm=a, r_out_cm=r_out) == \
+                pytest.approx(expected, rel=1e-8, abs=1e-30)
+
+    def test_true_nm_of_a_mock(self):
+        """The truth map changes nothing else, and where a dense uniform sphere dominates the
+        column, <n_H>_m is its density (the cloud adds a fraction of its column)."""
+        from nhpipe.sims.coremock import make_mock
+        from nhpipe.sims.cores import mean_density
+
+        cores = Table({"name": ["big"], "ra": [85.5], "dec": [-1.0], "r_obs": [0.035],
+                       "r_deconv": [0.02], "mass": [30.0], "core_type": [2],
+                       "alpha_be": [1.0], "comment": [""]})
+        hdu, cat = make_mock("sphere", cores=cores, size_deg=0.1, detect=False)
+        same, _, log_nm = make_mock("sphere", cores=cores, size_deg=0.1, detect=False,
+                                    true_nm=True)
+        np.testing.assert_array_equal(same.data, hdu.data)
+        assert log_nm.shape == hdu.data.shape and np.isfinite(log_nm).all()
+        centre = log_nm[log_nm.shape[0] // 2, log_nm.shape[1] // 2]
+        n_sphere = mean_density(30.0, 0.02 * PC_CM)
+        assert np.log10(n_sphere) - 0.05 < centre <= np.log10(n_sphere)
+        assert np.median(log_nm) < np.log10(n_sphere) - 2  # the cloud away from it
+
     def test_driven_cloud_has_a_larson_column(self, monkeypatch):
         # Mean N_H of the 3.33 pc deep box: Larson's n_H(3.33 pc) times the depth, within
         # the +-0.5 dex scatter (five faint cores and 2 % noise add little).

@@ -42,7 +42,7 @@ from astropy.table import Table
 
 from ..grid import PIXEL_PC
 from ..units import PC_CM
-from .cores import mean_density, plummer_column, plummer_n0
+from .cores import mean_density, plummer_column, plummer_n0, plummer_square_column
 from .observe import ARCSEC_PER_RAD
 
 PROFILES = ("plummer", "sphere")
@@ -93,9 +93,11 @@ def draw_cores(n: int, rng: np.random.Generator, *, centre=(85.5, -1.0),
     return table
 
 
-def add_cores(nh: np.ndarray, wcs, cores: Table, profile: str) -> np.ndarray:
-    """Add the cores' column densities (cm-2) to an N_H map on ``wcs`` (at 400 pc);
-    returns the boolean mask of the cores that fall inside the map."""
+def add_cores(nh: np.ndarray, wcs, cores: Table, profile: str, *,
+              square: np.ndarray | None = None) -> np.ndarray:
+    """Add the cores' column densities (cm-2) to an N_H map on ``wcs`` (at 400 pc), and
+    their int n_H^2 dz (cm-5) to ``square`` when given; returns the boolean mask of the
+    cores that fall inside the map."""
     from astropy.coordinates import SkyCoord
 
     if profile not in PROFILES:
@@ -117,16 +119,23 @@ def add_cores(nh: np.ndarray, wcs, cores: Table, profile: str) -> np.ndarray:
         b = np.hypot(xx - x[i], yy - y[i]) * pixel_pc * PC_CM
         if profile == "plummer":
             a = 0.5 * r_dec
-            nh[box] += plummer_column(b, n0=plummer_n0(mass, r_obs, a), a_cm=a, r_out_cm=r_out)
+            shape = {"n0": plummer_n0(mass, r_obs, a), "a_cm": a, "r_out_cm": r_out}
+            nh[box] += plummer_column(b, **shape)
+            if square is not None:
+                square[box] += plummer_square_column(b, **shape)
         else:
-            nh[box] += sphere_column(b, n=mean_density(mass, r_dec), r_cm=r_dec)
+            n = mean_density(mass, r_dec)
+            nh[box] += sphere_column(b, n=n, r_cm=r_dec)
+            if square is not None:  # uniform: n^2 over the chord
+                square[box] += n * sphere_column(b, n=n, r_cm=r_dec)
     return inside
 
 
-def add_clumps(nh: np.ndarray, wcs, cores: Table, rng: np.random.Generator) -> np.ndarray:
+def add_clumps(nh: np.ndarray, wcs, cores: Table, rng: np.random.Generator, *,
+               square: np.ndarray | None = None) -> np.ndarray:
     """Add an unrelated clump on each core's line of sight (:data:`CLUMP_RADIUS`,
     :data:`CLUMP_MASS`; centred on the core in projection, anywhere along the line of
-    sight: a column map cannot tell where).
+    sight: a column map cannot tell where); their int n_H^2 dz to ``square`` when given.
 
     Returns
     -------
@@ -139,7 +148,7 @@ def add_clumps(nh: np.ndarray, wcs, cores: Table, rng: np.random.Generator) -> n
     clumps = Table({"ra": cores["ra"], "dec": cores["dec"], "r_obs": cores["r_obs"],
                     "r_deconv": CLUMP_RADIUS * np.asarray(cores["r_obs"], float),
                     "mass": fraction * np.asarray(cores["mass"], float)})
-    add_cores(nh, wcs, clumps, "sphere")
+    add_cores(nh, wcs, clumps, "sphere", square=square)
     return np.asarray(clumps["mass"]) * (1.0 - (1.0 - CLUMP_RADIUS**-2) ** 1.5)
 
 
@@ -193,7 +202,7 @@ def true_density(cores: Table) -> np.ndarray:
 
 def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_cores: int = 300,
               size_deg: float = 0.5, centre=(85.5, -1.0), cloud: str = "turbulent",
-              detect: bool = True, superposed: bool = False):
+              detect: bool = True, superposed: bool = False, true_nm: bool = False):
     """A mock HGBS-like N(H2) map with cores of one profile family, and its catalogue.
 
     Parameters
@@ -216,6 +225,12 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
         (:func:`add_clumps`): the catalogue then holds the mass and density an extraction
         would measure (core and the clump's share of the aperture), ``n_true_h`` the
         core's own. The cloud, cores and noise are those of the mock without clumps.
+    true_nm : bool
+        Also return the true log10 <n_H>_m (cm-3) of every pixel, before the beam: the
+        cloud's int n^2 dz (from its cube) plus the cores' and clumps' (exact), over the
+        same sum of columns. Cross terms between the cloud and a core, 2 int n_cloud
+        n_core dz, are left out (the cores are added to the column, not placed in the
+        cube); they are small where the core is much denser than the cloud.
 
     Returns
     -------
@@ -224,6 +239,8 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
     catalogue : astropy.table.Table
         The cores inside the map (and detected), in the HGBS layout, with ``n_h2_ave_obs`` (the true
         density as n(H2), 1e4 cm-3, as HGBS gives it) and ``n_true_h`` (cm-3).
+    log_nm : ndarray, shape of the map
+        With ``true_nm`` only: the true log10 <n_H>_m.
     """
     from .observe import herschel_like_hdu, tan_wcs, upsample
     from .project import project
@@ -234,15 +251,18 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
     if cores is None:
         cores = draw_cores(n_cores, rng, centre=centre, size_deg=size_deg)
     cells = int(round(np.radians(size_deg) * DISTANCE_PC / PIXEL_PC))
-    nh, _ = project(_cloud_cube(cloud, rng, cells), axis=0, cell_pc=PIXEL_PC)
-    nh = upsample(nh, cell_pc=PIXEL_PC, pixel_pc=PIXEL_ARCSEC / ARCSEC_PER_RAD * DISTANCE_PC)
+    cell_nh, cell_nm = project(_cloud_cube(cloud, rng, cells), axis=0, cell_pc=PIXEL_PC)
+    pixel_pc = PIXEL_ARCSEC / ARCSEC_PER_RAD * DISTANCE_PC
+    nh = upsample(cell_nh, cell_pc=PIXEL_PC, pixel_pc=pixel_pc)
+    square = upsample(cell_nh * cell_nm, cell_pc=PIXEL_PC, pixel_pc=pixel_pc) \
+        if true_nm else None
     wcs = tan_wcs(nh.shape, pixel_arcsec=PIXEL_ARCSEC, centre=centre)
     cloud_only = nh.copy()
-    inside = add_cores(nh, wcs, cores, profile)
+    inside = add_cores(nh, wcs, cores, profile, square=square)
     extra = np.zeros(len(cores))
     if superposed:  # their own random stream: the rest of the mock is unchanged
         extra = add_clumps(nh, wcs, cores, np.random.default_rng(
-            [seed, PROFILES.index(profile), CLOUDS.index(cloud), 1]))
+            [seed, PROFILES.index(profile), CLOUDS.index(cloud), 1]), square=square)
     # Every core is in the map; only those an extraction would find are catalogued.
     if detect:
         inside[inside] = detected(cloud_only, nh, wcs, cores[inside])
@@ -259,6 +279,8 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
                            + (", each with a clump on its line of sight" if superposed else ""),
                            "profile": profile, "cloud": cloud, "seed": seed,
                            "superposed": superposed})
+    if true_nm:
+        return hdu, catalogue, np.log10(square / nh)
     return hdu, catalogue
 
 

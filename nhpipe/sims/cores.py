@@ -24,6 +24,20 @@ def plummer_column(b_cm, *, n0, a_cm, r_out_cm):
     return 2.0 * n0 * a_cm**2 / s * np.arctan(half / s)
 
 
+def plummer_square_column(b_cm, *, n0, a_cm, r_out_cm):
+    """int n_H^2 dz (cm-5) at impact parameter ``b_cm`` through the truncated profile, the
+    numerator of the line of sight's <n_H>_m (:func:`nhpipe.sims.project.project`).
+
+    With s^2 = a^2 + b^2 and h = sqrt(r_out^2 - b^2): n_0^2 a^4 int_-h^h dz / (s^2 + z^2)^2
+    = n_0^2 a^4 [h / (s^2 (s^2 + h^2)) + atan(h / s) / s^3] (exact), zero beyond r_out.
+    """
+    b = np.asarray(b_cm, dtype=np.float64)
+    s2 = a_cm**2 + b**2
+    half = np.sqrt(np.clip(r_out_cm**2 - b**2, 0.0, None))
+    return n0**2 * a_cm**4 * (half / (s2 * (s2 + half**2)) + np.arctan(half / np.sqrt(s2))
+                              / s2**1.5)
+
+
 def plummer_n0(mass_msun, r_cm, a_cm):
     """Central n_H (cm-3) that puts ``mass_msun`` inside radius ``r_cm``.
 
