@@ -47,12 +47,15 @@ def oracle_file(path, hdu, log_nm) -> None:
     write_planes(path, planes, WCS(hdu.header), {}, overwrite=True)
 
 
-def score(models, clouds, seeds, samples, folder) -> dict:
+def score(models, clouds, seeds, samples, folder) -> tuple[dict, dict]:
     """Median log10(estimate / truth) (and the 68 % coverage of nhpipe's intervals) per
-    cloud, profile and estimator, alone and superposed."""
-    rows = {}
+    cloud, profile and estimator, alone and superposed; and per cloud and profile, the
+    median change that the clumps make to the <n_H>_m in the cores' apertures, true and
+    as each network reads it (over the cores catalogued with and without them)."""
+    rows, changes = {}, {}
     for cloud in clouds:
         for profile in PROFILES:
+            aperture = {False: {}, True: {}}  # reader -> {seed/core: aperture log <n_H>_m}
             for superposed in (False, True):
                 found = {}
                 for seed in seeds:
@@ -67,6 +70,7 @@ def score(models, clouds, seeds, samples, folder) -> dict:
                     for name, given in METHODS.items():
                         table, _ = correct_catalog(cores, oracle, CorrectionOptions(
                             distance_pc=400.0, **given, **EXACT))
+                        _aperture_nm(aperture[superposed], "true", seed, table)
                         ok = np.asarray(table["status"]) == "ok"
                         found.setdefault(f"true <n_H>_m {name}", []).append(
                             (np.log10(np.asarray(table["nc_med"], float)[ok])[None],
@@ -79,6 +83,7 @@ def score(models, clouds, seeds, samples, folder) -> dict:
                         for name, given in METHODS.items():
                             options = CorrectionOptions(distance_pc=400.0, **given)
                             table, nc = correct_catalog(cores, path, options)
+                            _aperture_nm(aperture[superposed], model, seed, table)
                             ok = np.asarray(table["status"]) == "ok"
                             with np.errstate(divide="ignore", invalid="ignore"):
                                 found.setdefault(f"{model} {name}", []).append(
@@ -95,10 +100,21 @@ def score(models, clouds, seeds, samples, folder) -> dict:
                     rows[key][name] = {"cores": int(truth.size),
                                        "median_dex": result["median_dex"],
                                        "coverage_68": result["coverage_68"]}
-    return rows
+            changes[f"{profile} in {cloud}"] = {
+                reader: float(np.nanmedian([aperture[True][reader][k] - alone[k]
+                                            for k in set(alone) & set(aperture[True][reader])]))
+                for reader, alone in aperture[False].items()}
+    return rows, changes
 
 
-def markdown(rows: dict) -> str:
+def _aperture_nm(store: dict, reader: str, seed: int, table) -> None:
+    """Keep each core's aperture log10 <n_H>_m (median plane) as ``reader`` gives it."""
+    store.setdefault(reader, {}).update(
+        {f"{seed}/{name}": float(value)
+         for name, value in zip(table["name"], np.asarray(table["log_nm_q50"], float))})
+
+
+def markdown(rows: dict, changes: dict) -> str:
     first = ["catalogue", "no network", "true <n_H>_m A.3 L_d=10pc",
              "true <n_H>_m A.4 n_d=local"]
     names = first + [n for n in next(iter(rows.values())) if n not in first]
@@ -120,6 +136,12 @@ def markdown(rows: dict) -> str:
             alone = rows[key[:-len(", superposed")]]
             lines.append(f"| {key[:-len(', superposed')]} | " + " | ".join(
                 f"{row[n]['median_dex'] - alone[n]['median_dex']:+.3f}" for n in names) + " |")
+    readers = list(next(iter(changes.values())))
+    lines += ["", "Change the clumps make to the <n_H>_m in the cores' apertures (median over "
+              "the cores catalogued with and without them, dex), true and as read:", "",
+              "| cores | " + " | ".join(readers) + " |", "|---|" + "---|" * len(readers)]
+    for key, row in changes.items():
+        lines.append(f"| {key} | " + " | ".join(f"{row[r]:+.3f}" for r in readers) + " |")
     return "\n".join(lines)
 
 
@@ -133,13 +155,14 @@ def main():
     parser.add_argument("--out", help="prefix of the .json and .md written")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        rows = score(args.models, args.clouds, args.seeds, args.samples, folder)
+        rows, changes = score(args.models, args.clouds, args.seeds, args.samples, folder)
     table = ("Median log10(estimate / core's own density) (and, for nhpipe, the fraction of "
              "cores whose 68 % interval holds it), seeds " f"{args.seeds}, {args.samples} "
-             "samples:\n\n" + markdown(rows))
+             "samples:\n\n" + markdown(rows, changes))
     print(table)
     if args.out:
-        for suffix, text in ((".json", json.dumps(rows, indent=2)), (".md", table)):
+        result = {"scores": rows, "aperture_nm_change_dex": changes}
+        for suffix, text in ((".json", json.dumps(result, indent=2)), (".md", table)):
             with atomic_path(Path(args.out + suffix)) as tmp:
                 Path(tmp).write_text(text + "\n")
 
