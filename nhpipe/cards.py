@@ -152,6 +152,10 @@ def _check_core_term(term, fail) -> None:
                                            for k in ("offset", "spread"))):
         fail(f"core term {term['method']}: 'map_calibration' must hold a finite offset "
              "and spread")
+    rho = term.get("error_correlation")  # what an n_d=local term was fitted with
+    if rho is not None and not (isinstance(rho, list) and rho
+                                and all(map(_finite_number, rho))):
+        fail(f"core term {term['method']}: 'error_correlation' must be a list of numbers")
 
 
 def _profile_bins_ok(bins) -> bool:

@@ -303,6 +303,8 @@ class TestCards:
          "'error_correlation'"),
         (lambda c: c.update(error_correlation={"lag_px": [1], "rho": [1.5]}),
          "'error_correlation'"),
+        (lambda c: c["core_terms"][1].update(error_correlation="card"),
+         "'error_correlation' must be a list"),
     ])
     def test_invalid_card_refused_before_building(self, copy, edit, match):
         # Re-checksummed, so only the schema can catch it.
