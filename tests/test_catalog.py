@@ -714,7 +714,7 @@ class TestLocalDiffuse:
     def test_correlation_from_the_card_at_the_cores_separation(self, tmp_path):
         import nhpipe
         from nhpipe.cards import read_card
-        from nhpipe.cores import SEPARATION, local_correlation
+        from nhpipe.cores import SEPARATION, local_correlation, map_card
         from nhpipe.grid import PIXEL_PC
         from nhpipe.models import models_dir
 
@@ -726,18 +726,18 @@ class TestLocalDiffuse:
                         samples=4).writeto(path)
         radius = np.array([0.01, 0.05, 10.0])
         rho, source = local_correlation(CorrectionOptions(distance_pc=400.0, n_d="local"),
-                                        path, radius)
+                                        map_card(path), radius)
         np.testing.assert_allclose(rho, np.interp(SEPARATION * radius / PIXEL_PC,
                                                   entry["lag_px"], entry["rho"]))
         assert rho[2] == entry["rho"][-1] and rho[0] > rho[1]
         assert source == f"{rho.min():.2f}-{rho.max():.2f} (card of unet, at 2.5 R)"
         rho, source = local_correlation(CorrectionOptions(distance_pc=400.0, l_d_pc=10.0),
-                                        path, radius)
+                                        map_card(path), radius)
         assert source is None and not rho.any()
         from nhpipe.cores import between_cores_correlation
 
         shared, source = between_cores_correlation(
-            CorrectionOptions(distance_pc=400.0, l_d_pc=10.0), path)
+            CorrectionOptions(distance_pc=400.0, l_d_pc=10.0), map_card(path))
         assert shared == entry["rho"][-1]
         assert source == f"{shared:.2f} (card of unet, at {entry['lag_px'][-1]} px and beyond)"
 

@@ -6,6 +6,7 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import astropy.units as u
 import numpy as np
@@ -157,7 +158,8 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
                          "(diffuse density, A.4)")
     if options.radius not in ("observed", "deconvolved"):
         raise InputError(f"`radius` must be observed or deconvolved, got {options.radius!r}")
-    options, term_source = _with_model_term(options, nhpipe_file)
+    made_by = map_card(nhpipe_file)  # read once: the terms and correlations come from it
+    options, term_source = _with_model_term(options, made_by)
     out = table.copy()
     n = len(out)
     radius_pc = core_radius_pc(table, options.radius, columns)
@@ -189,13 +191,13 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
 
     with np.errstate(all="ignore"):  # NaN rows (outside, masked) are expected here
         return _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file,
-                        term_source)
+                        made_by, term_source)
 
 
-def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file,
+def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file, made_by,
              term_source):
-    rho, rho_source = local_correlation(options, nhpipe_file, radius_pc)
-    shared, shared_source = between_cores_correlation(options, nhpipe_file)
+    rho, rho_source = local_correlation(options, made_by, radius_pc)
+    shared, shared_source = between_cores_correlation(options, made_by)
     measured = status != "filtered"
     pct, n_c, consistent, median_reason = _solve_draws(stats, radius_pc, options, rho)
     # A core is inconsistent when its median <n>_m has no solution.
@@ -262,7 +264,7 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
     return out, n_c
 
 
-def _with_model_term(options: CorrectionOptions, nhpipe_file):
+def _with_model_term(options: CorrectionOptions, made_by: "MapCard"):
     """Options with the model-error term filled in, and where it came from.
 
     A value left ``None`` comes from the card of the map's MODEL, from its term for this
@@ -278,7 +280,7 @@ def _with_model_term(options: CorrectionOptions, nhpipe_file):
     given = {f: getattr(options, f"model_{f}") for f in fields}
     if None not in given.values():
         return options, "given"
-    term, source = _card_term(nhpipe_file, term_method(options))
+    term, source = _card_term(made_by, term_method(options))
     if term is None:
         warnings.warn(f"no model-error term for the cores: {source}; the n_c intervals "
                       "hold the network's spread and the priors only (set `model_offset` "
@@ -291,34 +293,45 @@ def _with_model_term(options: CorrectionOptions, nhpipe_file):
     return replace(options, **from_card), source
 
 
-def _map_card(nhpipe_file):
-    """The installed card of the network that made a map, its name, the map's header and
-    why there is none (no card, an analytic baseline, other weights; card None)."""
+class MapCard(NamedTuple):
+    """The installed card of the network that made a map (:func:`map_card`)."""
+
+    card: dict | None  # None: there is none (``why``)
+    name: str | None   # the map's MODEL
+    header: object     # the map's primary header
+    why: str           # why there is no card, or ''
+
+
+def map_card(nhpipe_file) -> MapCard:
+    """The installed card of the network that made a map, if it is that of the weights
+    that made it (MODELSHA): no card, an analytic baseline or other weights give none."""
     from astropy.io import fits
 
     from ..cards import read_card
     from ..models import models_dir
 
     header = fits.getheader(nhpipe_file, 0)
-    name, made_by = header.get("MODEL"), header.get("MODELSHA")
+    name, weights_sha = header.get("MODEL"), header.get("MODELSHA")
     try:
         card = read_card(models_dir() / str(name))
     except InputError:
-        return None, name, header, f"no card of {name}"
+        return MapCard(None, name, header, f"no card of {name}")
     if "sha256" not in card:  # analytic baselines have no weights and nothing measured
-        return None, name, header, f"{name} is an analytic baseline"
-    if not made_by or card.get("sha256") != made_by:
-        return None, name, header, f"the map's {name} weights are not the installed ones"
-    return card, name, header, ""
+        return MapCard(None, name, header, f"{name} is an analytic baseline")
+    if not weights_sha or card.get("sha256") != weights_sha:
+        return MapCard(None, name, header,
+                       f"the map's {name} weights are not the installed ones")
+    return MapCard(card, name, header, "")
 
 
-def local_correlation(options: CorrectionOptions, nhpipe_file, radius_pc):
+def local_correlation(options: CorrectionOptions, made_by: MapCard, radius_pc):
     """Correlation of the <n_H>_m draws inside each core and around it (``--nd local``).
 
-    ``options.nd_correlation`` when given; else the card's ``error_correlation`` of the
-    network that made the map (benchmarks/error_correlation.py: the correlation of its
-    standardised errors between pixels a given number of model pixels apart, the least
-    correlated validation family's), read at :data:`SEPARATION` radii in model pixels
+    ``options.nd_correlation`` when given; else the ``error_correlation`` of ``made_by``,
+    the card of the network that made the map (:func:`map_card`;
+    benchmarks/error_correlation.py: the correlation of its standardised errors between
+    pixels a given number of model pixels apart, the least correlated validation
+    family's), read at :data:`SEPARATION` radii in model pixels
     (:data:`nhpipe.grid.PIXEL_PC`) and held at the end values beyond the measured
     separations; 0 with a warning when the card has none.
 
@@ -335,7 +348,7 @@ def local_correlation(options: CorrectionOptions, nhpipe_file, radius_pc):
     if options.nd_correlation is not None:
         return np.full(radius_pc.shape, float(options.nd_correlation)), \
             f"{options.nd_correlation:g} (given)"
-    entry, name, why = _card_correlation(nhpipe_file)
+    entry, name, why = _card_correlation(made_by)
     if entry is None:
         warnings.warn(f"no error correlation for --nd local: {why}; the <n_H>_m inside and "
                       "around each core are drawn independently (the widest intervals; "
@@ -347,13 +360,13 @@ def local_correlation(options: CorrectionOptions, nhpipe_file, radius_pc):
     return rho, f"{span}(card of {name}, at {SEPARATION:g} R)"
 
 
-def between_cores_correlation(options: CorrectionOptions, nhpipe_file):
+def between_cores_correlation(options: CorrectionOptions, made_by: MapCard):
     """Correlation of the network's errors between any two cores of a map.
 
-    ``options.between_cores_correlation`` when given; else the card's ``error_correlation``
-    at its largest separation (32 model pixels, 0.8 pc: what is left of the errors'
-    likeness at large distances, the region-wide part), a lower bound for cores closer
-    together; 0 (independent draws) when the card has none.
+    ``options.between_cores_correlation`` when given; else the ``error_correlation`` of
+    ``made_by`` (:func:`map_card`) at its largest separation (32 model pixels, 0.8 pc:
+    what is left of the errors' likeness at large distances, the region-wide part), a
+    lower bound for cores closer together; 0 (independent draws) when the card has none.
 
     Returns
     -------
@@ -364,27 +377,27 @@ def between_cores_correlation(options: CorrectionOptions, nhpipe_file):
     if options.between_cores_correlation is not None:
         value = float(options.between_cores_correlation)
         return value, f"{value:g} (given)"
-    entry, name, why = _card_correlation(nhpipe_file)
+    entry, name, why = _card_correlation(made_by)
     if entry is None:
         return 0.0, f"0 ({why})"
     rho = float(entry["rho"][-1])
     return rho, f"{rho:.2f} (card of {name}, at {entry['lag_px'][-1]:g} px and beyond)"
 
 
-def _card_correlation(nhpipe_file):
-    """The ``error_correlation`` of the card of the network that made a map, its name,
-    and why there is none (entry None)."""
-    card, name, _, why = _map_card(nhpipe_file)
+def _card_correlation(made_by: MapCard):
+    """The ``error_correlation`` of a map's card, the network's name, and why there is
+    none (entry None)."""
+    card, name, _, why = made_by
     entry = card.get("error_correlation") if card is not None else None
     return entry, name, why or (f"the card of {name} has no error_correlation"
                                 if entry is None else "")
 
 
-def _card_term(nhpipe_file, wanted: dict):
-    """The card's model-error term for the method and priors ``wanted``
-    (:func:`term_method`), for the weights that made a map, and where it came from; or
-    None and why there is none."""
-    card, name, header, why = _map_card(nhpipe_file)
+def _card_term(made_by: MapCard, wanted: dict):
+    """The model-error term of a map's card (:func:`map_card`) for the method and priors
+    ``wanted`` (:func:`term_method`), and where it came from; or None and why there is
+    none."""
+    card, name, header, why = made_by
     if card is None:
         return None, why
     terms = card.get("core_terms") or []
