@@ -118,9 +118,10 @@ def clustered_se(values, groups) -> float:
 
 
 #: Separations (model pixels) at which :func:`error_correlation` is measured: from a
-#: neighbour to 0.8 pc, past a core's surroundings (2.5 R is 2-10 px for HGBS cores at
-#: 400 pc) to what a map's errors share at large distances (:mod:`nhpipe.cores`).
-CORRELATION_LAGS_PX = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+#: neighbour past a core's surroundings (2.5 R is 2-10 px for HGBS cores at 400 pc) to
+#: 96 px (2.5 pc, three quarters of a 128-px region): what the errors of two cores of one
+#: map share at their separation (:mod:`nhpipe.cores`).
+CORRELATION_LAGS_PX = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96)
 
 
 def error_correlation(samples, truth, lags_px=CORRELATION_LAGS_PX) -> np.ndarray:

@@ -1,3 +1,5 @@
+import json
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -610,6 +612,40 @@ class TestEnvelope:
         assert np.isnan(table["contrast"][2])
         assert list(table["low_contrast"]) == [False, False, True]
 
+    def test_crowding_is_the_share_of_the_annulus_in_other_cores(self, tmp_path):
+        """A core ringed by five catalogued neighbours 2.5 R away (R = 0.03 pc, 5.2 px):
+        its crowding is the fraction of its annulus 2R-3R inside their apertures, 0 when
+        they are not in the catalogue; the measurement itself does not depend on the
+        catalogue (the neighbours stay in the annulus)."""
+        from astropy.wcs import WCS
+
+        shape = (200, 200)
+        wcs = WCS(make_header(shape, pixel_arcsec=3.0))
+        r_pix = 0.03 / 400 * 206264.806 / 3.0
+        angles = np.radians(np.arange(5) * 72.0)
+        x = np.concatenate([[100.0], 100 + 2.5 * r_pix * np.cos(angles)])
+        y = np.concatenate([[100.0], 100 + 2.5 * r_pix * np.sin(angles)])
+        yy, xx = np.mgrid[: shape[0], : shape[1]]
+        nh = np.full(shape, 2e21)
+        for cx, cy in zip(x, y):
+            nh[np.hypot(xx - cx, yy - cy) <= r_pix] = 2e22
+        path = _nhpipe_file(tmp_path / "map.fits", shape=shape, nh=nh)
+        annulus = (np.hypot(xx - 100, yy - 100) >= 2 * r_pix) \
+            & (np.hypot(xx - 100, yy - 100) <= 3 * r_pix)
+        covered = (nh[annulus] > 2e21).mean()   # pixel centres: photutils' 'center' rule
+        coords = wcs.pixel_to_world(x, y)
+        options = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0, model_offset_dex=0.0,
+                                    model_scatter_dex=0.0)
+        table, _ = correct_catalog(_cores(coords.ra.deg, coords.dec.deg), path, options)
+        alone, _ = correct_catalog(_cores(coords.ra.deg[:1], coords.dec.deg[:1]), path,
+                                   options)
+        assert table["crowding"][0] == pytest.approx(covered, abs=0.05)
+        assert 0.5 < covered < 0.75 and alone["crowding"][0] == 0.0
+        for name in ("nh_background", "contrast", "envelope", "log_nm_around", "log_nm_q50"):
+            np.testing.assert_array_equal(table[name][0], alone[name][0])
+        # More than half of the annulus is neighbours: its median is theirs.
+        assert table["nh_background"][0] == pytest.approx(2e22)
+
 
 class TestLocalDiffuse:
     """A.4 with the n_d of each core's surroundings (``--nd local``): the median <n_H>_m
@@ -738,8 +774,9 @@ class TestLocalDiffuse:
 
         shared, source = between_cores_correlation(
             CorrectionOptions(distance_pc=400.0, l_d_pc=10.0), map_card(path))
-        assert shared == entry["rho"][-1]
-        assert source == f"{shared:.2f} (card of unet, at {entry['lag_px'][-1]} px and beyond)"
+        assert shared == {"lag_px": entry["lag_px"], "rho": entry["rho"]}
+        assert source == (f"{entry['rho'][0]:.2f} at 1 px to {entry['rho'][-1]:.2f} at "
+                          f"{entry['lag_px'][-1]} px and beyond (card of unet)")
 
 
 def test_profile_term_by_bin():
@@ -936,11 +973,81 @@ def test_errors_shared_between_cores_widen_sums_not_intervals(tmp_path):
             **base, between_cores_correlation=rho))
         assert (table["status"] == "ok").all()
         assert table.meta["between_cores_correlation"] == f"{rho:g} (given)"
-        assert table.meta["between_cores_rho"] == rho
-        joint = joint_draws(draws, table.meta["between_cores_rho"], np.random.default_rng(0))
+        curve = json.loads(table.meta["between_cores_curve"])
+        assert curve == {"lag_px": [1.0], "rho": [rho]}
+        joint = joint_draws(draws, curve["rho"][0], np.random.default_rng(0))
         spreads[rho] = np.std(np.log10(joint).mean(axis=1))
         tables[rho] = table
     for name in ("nc_med", "nc_lo68", "nc_hi68", "nc_lo95", "nc_hi95", "frac_consistent"):
         np.testing.assert_array_equal(tables[0.0][name], tables[0.9][name])
     n = len(cores)
     assert spreads[0.9] / spreads[0.0] == pytest.approx(np.sqrt((0.9 + 0.1 / n) * n), rel=0.15)
+
+
+def test_shared_error_matrix_reads_the_curve_at_each_separation():
+    """Cores 1, 3 and 100 model pixels apart (0.026 pc each, at 400 pc) get the curve at
+    those separations; a curve that is no valid correlation for three cores is mended to
+    the nearest positive semi-definite one with unit diagonal."""
+    from astropy.coordinates import SkyCoord
+
+    from nhpipe.cores import shared_error_matrix
+    from nhpipe.grid import PIXEL_PC
+
+    step_deg = np.degrees(PIXEL_PC / 400.0)
+    coords = SkyCoord([0.0, step_deg, 101 * step_deg], [0.0, 0.0, 0.0], unit="deg")
+    curve = {"lag_px": [1.0, 2.0, 96.0], "rho": [0.9, 0.8, 0.2]}
+    matrix = shared_error_matrix(coords, 400.0, curve)
+    np.testing.assert_allclose(matrix, [[1, 0.9, 0.2], [0.9, 1, 0.2], [0.2, 0.2, 1]],
+                               atol=1e-6)
+    # 0.9 between neighbours and 0 two pixels apart cannot all hold at once.
+    coords = SkyCoord([0.0, step_deg, 2 * step_deg], [0.0, 0.0, 0.0], unit="deg")
+    mended = shared_error_matrix(coords, 400.0, {"lag_px": [1.0, 2.0], "rho": [0.9, 0.0]})
+    np.testing.assert_allclose(np.diag(mended), 1.0)
+    assert np.linalg.eigvalsh(mended).min() > -1e-9
+    assert 0.0 < mended[0, 2] and mended[0, 1] < 0.9
+
+
+def test_joint_draws_share_errors_by_separation():
+    """Two cores close together share more of their errors than a core far away: the rank
+    correlations of the joint draws follow the matrix, each core's values are its own."""
+    from scipy.stats import spearmanr
+
+    from nhpipe.cores import joint_draws
+
+    rng = np.random.default_rng(2)
+    draws = 10 ** rng.normal(4.0, 0.3, (8000, 3))
+    matrix = np.array([[1.0, 0.9, 0.2], [0.9, 1.0, 0.2], [0.2, 0.2, 1.0]])
+    joint = joint_draws(draws, matrix, rng)
+    np.testing.assert_array_equal(np.sort(joint, axis=0),
+                                  np.quantile(draws, (np.arange(8000) + 0.5) / 8000, axis=0))
+    for (a, b), rho in (((0, 1), 0.9), ((0, 2), 0.2), ((1, 2), 0.2)):
+        expected = 6 / np.pi * np.arcsin(rho / 2)
+        assert spearmanr(joint[:, a], joint[:, b])[0] == pytest.approx(expected, abs=0.03)
+
+
+def test_cmf_shares_errors_by_the_cores_separations(tmp_path, monkeypatch):
+    """The CMF of a catalogue whose metadata holds a curve draws with the matrix of the
+    cores' separations; one number for every pair when the curve is flat."""
+    from nhpipe.cores import _report
+    from nhpipe.grid import PIXEL_PC
+
+    path = _nhpipe_file(tmp_path / "map.fits")
+    cores = _cores([85.5, 85.5 + 0.012, 85.5 + 0.024], [-1.0, -1.0, -1.0])
+    seen = []
+    real = _report.joint_draws
+    monkeypatch.setattr(_report, "joint_draws",
+                        lambda draws, correlation, rng: seen.append(correlation)
+                        or real(draws, correlation, rng))
+    for rho, expected in (([0.9, 0.5, 0.2], "matrix"), ([0.4], 0.4)):
+        table, draws = correct_catalog(cores, path, CorrectionOptions(
+            distance_pc=400.0, l_d_pc=10.0, model_offset_dex=0.0, model_scatter_dex=0.0))
+        table.meta["between_cores_curve"] = json.dumps(
+            {"lag_px": [1.0, 8.0, 64.0][:len(rho)], "rho": rho})
+        write_outputs(table, tmp_path / f"out{len(rho)}", draws=draws)
+        if expected == "matrix":
+            # 0.012 deg at 400 pc is 3.2 model px: between the curve's 0.9 and 0.5.
+            step = np.interp(np.radians(0.012) * 400 / PIXEL_PC, [1, 8, 64], rho)
+            assert seen[-1].shape == (3, 3) and seen[-1][0, 1] == pytest.approx(step, 0.01)
+            assert seen[-1][0, 1] > seen[-1][0, 2]
+        else:
+            assert seen[-1] == expected

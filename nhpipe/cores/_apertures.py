@@ -36,12 +36,13 @@ class MapStats:
     envelope: np.ndarray          # envelope ratio (:func:`core_profile`), or NaN
     background: np.ndarray        # median N_H (cm-2) in the SURROUNDINGS annulus, or NaN
     log_nm_surroundings: np.ndarray  # (5, N) median log10 <n>_m quantiles there, or NaN
+    crowding: np.ndarray          # fraction of that annulus inside other cores, or NaN
 
     @classmethod
     def empty(cls) -> "MapStats":
         """The statistics of no core."""
         return cls(np.zeros(0), np.zeros((5, 0)), np.zeros(0), np.zeros(0, bool),
-                   np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((5, 0)))
+                   np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((5, 0)), np.zeros(0))
 
 
 def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: float) -> MapStats:
@@ -54,7 +55,9 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
     Each core's contrast and envelope ratio are measured on the NH plane
     (:func:`core_profile`); its surroundings (the annulus :data:`SURROUNDINGS`) give the
     median N_H of its background and the median of each log10 <n>_m quantile plane there,
-    the density of the gas the core sits in (A.4 with ``n_d`` local).
+    the density of the gas the core sits in (A.4 with ``n_d`` local). ``crowding`` is the
+    fraction of that annulus inside the other cores' apertures (their catalogued radii):
+    they are not left out of it (README, "Crowded cores": tried, not adopted).
     """
     from photutils.aperture import ApertureStats, SkyCircularAnnulus, SkyCircularAperture
 
@@ -79,6 +82,9 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
     ny, nx = blank.shape
     ones, unblank = np.ones(blank.shape), (~blank).astype(np.float64)  # once, not per core
     xs, ys = wcs.world_to_pixel(coords)
+    scale_arcsec = np.abs(wcs.proj_plane_pixel_scales()[0].to_value(u.arcsec))
+    others = _aperture_mask(blank.shape, xs, ys, radius_arcsec / scale_arcsec)
+    crowding = np.full(n, np.nan)
     for i in range(n):
         r = radius_arcsec[i]
         if not (np.isfinite(r) and r > 0):
@@ -98,13 +104,33 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
             quant[:, i] = [stats[k].mean for k in _QUANTILE_HDUS]
             inner, outer = (f * r * u.arcsec for f in SURROUNDINGS)
             annulus = SkyCircularAnnulus(coords[i], inner, outer).to_pixel(wcs)
+            area = ApertureStats(ones, annulus).sum
+            free = ApertureStats(ones, annulus, mask=others).sum
+            crowding[i] = 1.0 - free / area if area > 0 else np.nan
             around = [ApertureStats(maps[k], annulus, mask=blank).median
                       for k in ["NH", *_QUANTILE_HDUS]]
             background[i], surroundings[:, i] = around[0], around[1:]
             contrast[i], envelope[i] = core_profile(maps["NH"], blank, coords[i],
                                                     r * u.arcsec, wcs,
                                                     background=background[i])
-    return MapStats(nh, quant, valid, in_map, contrast, envelope, background, surroundings)
+    return MapStats(nh, quant, valid, in_map, contrast, envelope, background, surroundings,
+                    crowding)
+
+
+def _aperture_mask(shape, xs, ys, radius_px) -> np.ndarray:
+    """Pixels whose centres lie inside any of the circles (pixel coordinates), shape
+    ``shape``; circles with a NaN centre or radius are left out."""
+    mask = np.zeros(shape, dtype=bool)
+    for x, y, r in zip(xs, ys, radius_px):
+        if not (np.isfinite(x) and np.isfinite(y) and np.isfinite(r) and r > 0):
+            continue
+        x0, x1 = max(int(np.floor(x - r)), 0), min(int(np.ceil(x + r)) + 1, shape[1])
+        y0, y1 = max(int(np.floor(y - r)), 0), min(int(np.ceil(y + r)) + 1, shape[0])
+        if x0 >= x1 or y0 >= y1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        mask[y0:y1, x0:x1] |= np.hypot(xx - x, yy - y) <= r
+    return mask
 
 
 def core_profile(nh, blank, coord: SkyCoord, radius, wcs, *,

@@ -64,7 +64,7 @@ class CorrectionOptions:
     dense is read too dense everywhere), which matters for what sums over cores, such as
     the core mass function's bands (:func:`joint_draws`), not for any core's interval:
     their correlation is ``between_cores_correlation`` (left ``None``: the card's
-    ``error_correlation`` at its largest separation, :func:`between_cores_correlation`).
+    ``error_correlation`` at each pair's separation, :func:`between_cores_correlation`).
 
     What the priors leave out (core shape and profile, the beam, the network's own error
     on cores) is the empirical model-error term: every draw of log10 n_c is moved by an
@@ -140,7 +140,8 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
     ``nc_h2_med`` (the same for H2, comparable with HGBS), ``n_cat_h`` (catalogued
     density of H nuclei), ``log_ratio`` = log10(nc_med / n_cat_h), ``mass_new`` (from
     nc_med), ``contrast`` and ``envelope`` (:func:`~nhpipe.cores.core_profile`),
-    ``low_contrast`` (contrast below :data:`LOW_CONTRAST`), ``valid_frac``,
+    ``low_contrast`` (contrast below :data:`LOW_CONTRAST`), ``crowding`` (fraction of the
+    annulus 2R-3R inside other cores' apertures), ``valid_frac``,
     ``status`` (ok, inconsistent, outside, masked, filtered), ``reason`` (a
     :mod:`nhpipe.correction` code, -1 when not computed), ``frac_consistent`` (fraction
     of Monte-Carlo draws with a solution) and ``invalid_reason``.
@@ -238,6 +239,8 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
         add("low_contrast", np.isin(status, ["ok", "inconsistent"])
             & ~(stats.contrast >= LOW_CONTRAST), None,
             f"contrast below {LOW_CONTRAST} (or none): n_c read too dense on mocks")
+    add("crowding", np.where(measured, stats.crowding, np.nan), None,
+        "fraction of the annulus 2R-3R inside other cores' apertures")
     add("valid_frac", stats.valid_fraction, None, "fraction of valid aperture pixels")
     add("frac_consistent", np.where(measured, consistent, np.nan), None,
         "fraction of Monte-Carlo draws with a solution")
@@ -254,7 +257,8 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
         "lc_spread": options.lc_spread,
         "ld_dex": None if options.n_d == LOCAL else options.ld_dex,
         "nd_correlation": rho_source, "between_cores_correlation": shared_source,
-        "between_cores_rho": shared,
+        # Text (FITS headers): lag_px and rho of the errors' correlation between cores.
+        "between_cores_curve": json.dumps(shared),
         "model_offset_dex": options.model_offset_dex,
         "model_scatter_dex": options.model_scatter_dex, "model_term": term_source,
         # Text, not a mapping: FITS headers hold numbers and strings only.
@@ -361,27 +365,69 @@ def local_correlation(options: CorrectionOptions, made_by: MapCard, radius_pc):
 
 
 def between_cores_correlation(options: CorrectionOptions, made_by: MapCard):
-    """Correlation of the network's errors between any two cores of a map.
+    """Correlation of the network's errors between two cores of a map, by separation.
 
-    ``options.between_cores_correlation`` when given; else the ``error_correlation`` of
-    ``made_by`` (:func:`map_card`) at its largest separation (32 model pixels, 0.8 pc:
-    what is left of the errors' likeness at large distances, the region-wide part), a
-    lower bound for cores closer together; 0 (independent draws) when the card has none.
+    ``options.between_cores_correlation`` when given (the same for every pair); else the
+    ``error_correlation`` of ``made_by`` (:func:`map_card`): the correlation of the
+    network's standardised errors between pixels a given number of model pixels apart
+    (benchmarks/error_correlation.py, the least correlated validation family's), held at
+    its last value (96 px, 2.5 pc, within one simulated region) for cores farther apart,
+    where nothing was measured; 0 (independent draws) when the card has none.
 
     Returns
     -------
-    rho : float
+    curve : dict
+        ``lag_px`` (ascending, model pixels) and ``rho`` (0-1), read by linear
+        interpolation and held at the end values (:func:`shared_error_matrix`).
     source : str
-        The value and where it came from.
+        Where it came from, e.g. '0.95 at 1 px to 0.31 at 96 px and beyond (card of ddpm)'.
     """
     if options.between_cores_correlation is not None:
         value = float(options.between_cores_correlation)
-        return value, f"{value:g} (given)"
+        return {"lag_px": [1.0], "rho": [value]}, f"{value:g} (given)"
     entry, name, why = _card_correlation(made_by)
     if entry is None:
-        return 0.0, f"0 ({why})"
-    rho = float(entry["rho"][-1])
-    return rho, f"{rho:.2f} (card of {name}, at {entry['lag_px'][-1]:g} px and beyond)"
+        return {"lag_px": [1.0], "rho": [0.0]}, f"0 ({why})"
+    lags, rho = entry["lag_px"], entry["rho"]
+    return {"lag_px": [float(v) for v in lags], "rho": [float(v) for v in rho]}, \
+        (f"{rho[0]:.2f} at {lags[0]:g} px to {rho[-1]:.2f} at {lags[-1]:g} px and beyond "
+         f"(card of {name})")
+
+
+def shared_error_matrix(coords: SkyCoord, distance_pc: float, curve: dict) -> np.ndarray:
+    """Correlation matrix of the network's errors between cores, from their separations.
+
+    Each pair gets the ``curve`` (:func:`between_cores_correlation`) at its separation in
+    model pixels (angle x distance / :data:`nhpipe.grid.PIXEL_PC`). A correlation read
+    pair by pair from a measured curve need not be a valid correlation matrix; its
+    negative eigenvalues are set to 0 and its diagonal brought back to 1 (the nearest
+    matrix of that kind in the sense of Higham 2002, IMA J. Numer. Anal. 22, 329, one
+    step of it).
+
+    Parameters
+    ----------
+    coords : SkyCoord, shape (N,)
+    distance_pc : float
+    curve : dict
+        ``lag_px`` and ``rho`` lists.
+
+    Returns
+    -------
+    ndarray, shape (N, N)
+        Symmetric, positive semi-definite, ones on the diagonal.
+    """
+    lon, lat = coords.spherical.lon.rad, coords.spherical.lat.rad
+    xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], -1)
+    chord = np.linalg.norm(xyz[:, None, :] - xyz[None, :, :], axis=-1)
+    separation_px = 2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0)) * distance_pc / PIXEL_PC
+    matrix = np.interp(separation_px, curve["lag_px"], np.clip(curve["rho"], 0.0, 1.0))
+    np.fill_diagonal(matrix, 1.0)
+    values, vectors = np.linalg.eigh(matrix)
+    if values.min() < 0:
+        matrix = (vectors * np.clip(values, 0.0, None)) @ vectors.T
+        scale = 1.0 / np.sqrt(np.diag(matrix))
+        matrix = matrix * scale[:, None] * scale[None, :]
+    return matrix
 
 
 def _card_correlation(made_by: MapCard):
@@ -538,23 +584,24 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions, rho=None):
     return pct, n_c, consistent, median_reason
 
 
-def joint_draws(draws, rho: float, rng: np.random.Generator) -> np.ndarray:
+def joint_draws(draws, correlation, rng: np.random.Generator) -> np.ndarray:
     """Draws of every core's density together, for what sums over cores (the CMF bands).
 
     Each core's density is what its draws with a solution say (the table's intervals are
     their percentiles): they are spread over the rows at evenly spaced quantiles, so that
     a draw without a solution does not drop the core from a sum. The rows of each core
-    are then put in the order of target scores sqrt(rho) f + sqrt(1 - rho) e_i, f common
-    to all cores and e_i each core's own (standard normals): the rank-reordering of Iman
-    & Conover (1982, Commun. Stat. Simul. Comput. 11, 311), which keeps every core's
-    values and gives any two cores a rank correlation of about rho.
+    are then put in the order of correlated standard normal target scores (one row of
+    scores per draw, with the cores' correlation): the rank-reordering of Iman & Conover
+    (1982, Commun. Stat. Simul. Comput. 11, 311), which keeps every core's values and
+    gives two cores about the rank correlation of their scores.
 
     Parameters
     ----------
     draws : ndarray, shape (n_draws, N)
         Monte-Carlo draws (NaN without a solution), as :func:`correct_catalog` returns.
-    rho : float
-        Correlation between cores, 0-1 (:func:`between_cores_correlation`).
+    correlation : float or ndarray, shape (N, N)
+        Correlation between cores, 0-1: one for every pair, or a positive semi-definite
+        matrix (:func:`shared_error_matrix`).
 
     Returns
     -------
@@ -566,8 +613,14 @@ def joint_draws(draws, rho: float, rng: np.random.Generator) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # cores without any solution
         spread = np.nanquantile(draws, levels, axis=0)  # each column ascending
-    target = np.sqrt(rho) * rng.standard_normal((draws.shape[0], 1)) \
-        + np.sqrt(1.0 - rho) * rng.standard_normal(draws.shape)
+    if np.ndim(correlation) == 0:  # one factor shared by all: no matrix to decompose
+        rho = float(correlation)
+        target = np.sqrt(rho) * rng.standard_normal((draws.shape[0], 1)) \
+            + np.sqrt(1.0 - rho) * rng.standard_normal(draws.shape)
+    else:
+        values, vectors = np.linalg.eigh(np.asarray(correlation, dtype=np.float64))
+        root = vectors * np.sqrt(np.clip(values, 0.0, None))
+        target = rng.standard_normal(draws.shape) @ root.T
     rank = np.argsort(np.argsort(target, axis=0), axis=0)
     return np.take_along_axis(spread, rank, axis=0)
 

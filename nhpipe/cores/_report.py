@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -9,8 +10,13 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table
 
-from ._correct import joint_draws
+from ..load import NhpipeWarning
+from ._correct import joint_draws, shared_error_matrix
 from ._read import CatalogueColumns, core_coordinates, core_mass_msun, core_radius_pc
+
+#: Above this many cores in the CMF the errors' correlation by separation (an N x N matrix
+#: to decompose) gives way to one correlation for every pair.
+MAX_MATRIX_CORES = 5000
 
 STATUS_COLORS = {"ok": "green", "inconsistent": "red", "outside": "yellow", "masked": "yellow",
                  "filtered": "gray", "invalid": "magenta"}
@@ -129,6 +135,23 @@ def _plot_fig10(table, path):
     fig.savefig(path, format="png", dpi=90)
 
 
+def _between_cores(table, ok, columns):
+    """The correlation between the errors of the cores ``ok`` (:func:`joint_draws`): one
+    number when the curve of the table's metadata is one, else a matrix by separation
+    (:func:`shared_error_matrix`); 0 when the metadata has none."""
+    curve = json.loads(table.meta.get("between_cores_curve") or
+                       '{"lag_px": [1.0], "rho": [0.0]}')
+    if len(set(curve["rho"])) == 1 or ok.sum() > MAX_MATRIX_CORES:
+        if len(set(curve["rho"])) > 1:
+            warnings.warn(f"{int(ok.sum())} cores in the CMF, more than {MAX_MATRIX_CORES}: "
+                          "their errors are shared with the correlation at the largest "
+                          "separation measured, whatever their separation", NhpipeWarning,
+                          stacklevel=4)
+        return curve["rho"][-1]
+    return shared_error_matrix(core_coordinates(table, columns)[ok],
+                               float(table.meta["distance_pc"]), curve)
+
+
 def _plot_cmf(table, draws, path, columns):
     """Core mass function of the prestellar cores, with Monte-Carlo 95 % bands."""
     from matplotlib.figure import Figure
@@ -146,8 +169,8 @@ def _plot_cmf(table, draws, path, columns):
         r_pc = core_radius_pc(table, table.meta["radius"], columns)[ok]
         # Every core in every draw, with the network's errors shared between cores.
         rng = np.random.default_rng(table.meta.get("seed", 0))
-        masses = core_mass_msun(joint_draws(draws[:, ok], table.meta.get(
-            "between_cores_rho", 0.0), rng), r_pc)
+        masses = core_mass_msun(joint_draws(draws[:, ok], _between_cores(table, ok, columns),
+                                            rng), r_pc)
         with np.errstate(invalid="ignore", divide="ignore"):
             hists = np.array([np.histogram(np.log10(m[np.isfinite(m)]), edges)[0]
                               for m in masses])
@@ -155,8 +178,8 @@ def _plot_cmf(table, draws, path, columns):
         ax.stairs(med, edges, color="C0", label="corrected densities (median)")
         shared = table.meta.get("between_cores_correlation")
         ax.fill_between(edges[:-1], lo, hi, step="post", color="C0", alpha=0.3,
-                        label="95 % Monte-Carlo band" + (f"\n(errors shared between cores: "
-                                                         f"{shared})" if shared else ""))
+                        label="95 % Monte-Carlo band" + (f"\nerrors shared between cores:\n"
+                                                         f"{shared}" if shared else ""))
     ax.set_yscale("log")
     ax.set_xlabel(r"$\log_{10} M$ [M$_\odot$]")
     ax.set_ylabel("prestellar cores per bin")
