@@ -26,6 +26,8 @@ from ._read import CatalogueColumns, _column, _quantity, core_coordinates, core_
 #: ``n_d`` of :class:`CorrectionOptions` that asks for the density of each core's own
 #: surroundings (A.4 with a local diffuse medium).
 LOCAL = "local"
+#: The correlation curve of errors that no two cores share (independent draws).
+INDEPENDENT = {"lag_px": [1.0], "rho": [0.0]}
 #: Separation of a core's aperture from its surroundings (the annulus' mid-radius), in
 #: units of its radius: where the correlation of the two <n_H>_m is read.
 SEPARATION = sum(SURROUNDINGS) / 2
@@ -387,7 +389,7 @@ def between_cores_correlation(options: CorrectionOptions, made_by: MapCard):
         return {"lag_px": [1.0], "rho": [value]}, f"{value:g} (given)"
     entry, name, why = _card_correlation(made_by)
     if entry is None:
-        return {"lag_px": [1.0], "rho": [0.0]}, f"0 ({why})"
+        return dict(INDEPENDENT), f"0 ({why})"
     lags, rho = entry["lag_px"], entry["rho"]
     return {"lag_px": [float(v) for v in lags], "rho": [float(v) for v in rho]}, \
         (f"{rho[0]:.2f} at {lags[0]:g} px to {rho[-1]:.2f} at {lags[-1]:g} px and beyond "

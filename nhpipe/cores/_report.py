@@ -11,7 +11,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..load import NhpipeWarning
-from ._correct import joint_draws, shared_error_matrix
+from ._correct import INDEPENDENT, joint_draws, shared_error_matrix
 from ._read import CatalogueColumns, core_coordinates, core_mass_msun, core_radius_pc
 
 #: Above this many cores in the CMF the errors' correlation by separation (an N x N matrix
@@ -139,10 +139,10 @@ def _between_cores(table, ok, columns):
     """The correlation between the errors of the cores ``ok`` (:func:`joint_draws`): one
     number when the curve of the table's metadata is one, else a matrix by separation
     (:func:`shared_error_matrix`); 0 when the metadata has none."""
-    curve = json.loads(table.meta.get("between_cores_curve") or
-                       '{"lag_px": [1.0], "rho": [0.0]}')
-    if len(set(curve["rho"])) == 1 or ok.sum() > MAX_MATRIX_CORES:
-        if len(set(curve["rho"])) > 1:
+    curve = json.loads(table.meta.get("between_cores_curve") or json.dumps(INDEPENDENT))
+    flat = len(set(curve["rho"])) == 1
+    if flat or ok.sum() > MAX_MATRIX_CORES:
+        if not flat:
             warnings.warn(f"{int(ok.sum())} cores in the CMF, more than {MAX_MATRIX_CORES}: "
                           "their errors are shared with the correlation at the largest "
                           "separation measured, whatever their separation", NhpipeWarning,
