@@ -1023,6 +1023,10 @@ def test_joint_draws_share_errors_by_separation():
     for (a, b), rho in (((0, 1), 0.9), ((0, 2), 0.2), ((1, 2), 0.2)):
         expected = 6 / np.pi * np.arcsin(rho / 2)
         assert spearmanr(joint[:, a], joint[:, b])[0] == pytest.approx(expected, abs=0.03)
+    # A singular matrix (two cores at one place, fully shared errors) has no Cholesky
+    # factor: the cores then move in lockstep, through the eigendecomposition.
+    joint = joint_draws(draws[:, :2], np.ones((2, 2)), rng)
+    assert spearmanr(joint[:, 0], joint[:, 1])[0] == pytest.approx(1.0)
 
 
 def test_cmf_shares_errors_by_the_cores_separations(tmp_path, monkeypatch):
