@@ -34,7 +34,7 @@ import numpy as np
 import nhpipe
 from nhpipe.cores import LOCAL, LOW_CONTRAST, CatalogueColumns, CorrectionOptions, \
     core_radius_pc, correct_catalog, profile_term, term_method
-from nhpipe.sims.coremock import CLOUDS, PROFILES, make_mock
+from nhpipe.sims.coremock import CLOUDS, PLACEMENTS, PROFILES, make_mock
 from nhpipe.units import PC_CM
 
 from _report import report  # benchmarks/ is the script's folder
@@ -56,29 +56,36 @@ BOOTSTRAP = 200
 BASELINE = "no network: (N_ap - N_around) / L_c"
 #: Targets of the issue, for the cells-met summary: 68 % coverage and |median| (dex).
 COVERAGE_TARGET, MEDIAN_TARGET = (0.60, 0.76), 0.1
+#: ``--fit-on`` value for leaving each cloud family out in turn (:func:`evaluate_method`).
+LEAVE_ONE_OUT = "others"
 
 
-@functools.lru_cache(maxsize=None)
-def _mock(profile, seed, cloud):
+@functools.cache
+def _mock(profile, seed, cloud, placement):
     # Made once for all the networks: a driven cloud is a turbulence run of ~40 s.
-    return make_mock(profile, seed=seed, cloud=cloud)
+    return make_mock(profile, seed=seed, cloud=cloud, placement=placement)
 
 
-def methods(l_d_pc):
-    """The two corrections scored, as CorrectionOptions without a term."""
-    base = dict(distance_pc=400.0, model_offset_dex=0.0, model_scatter_dex=0.0)
+def methods(l_d_pc, card_term=False):
+    """The two corrections scored, as CorrectionOptions without a term (or, with
+    ``card_term``, with the term of the map's card, as ``nhpipe catalog`` applies it)."""
+    base = {"distance_pc": 400.0}
+    if not card_term:
+        base.update(model_offset_dex=0.0, model_scatter_dex=0.0)
     return [CorrectionOptions(l_d_pc=l_d_pc, **base), CorrectionOptions(n_d=LOCAL, **base)]
 
 
-def score_family(cloud, profile, seeds, model, samples, options_list, folder):
+def score_family(cloud, profile, seeds, model, samples, options_list, folder,
+                 placement="uniform"):
     """For each method, then the baseline: log10 draws of n_c (n_draws, n_cores), log10
-    n_true, envelope ratios and contrasts (n_cores,) of the cores each solves."""
+    n_true, envelope ratios and contrasts (n_cores,) of the cores each solves, in the mocks
+    of ``placement`` (:data:`nhpipe.sims.coremock.PLACEMENTS`)."""
     scored = [[] for _ in range(len(options_list) + 1)]
     for seed in seeds:
-        hdu, cores = _mock(profile, seed, cloud)
+        hdu, cores = _mock(profile, seed, cloud, placement)
         hdul = nhpipe.estimate(hdu, distance="400pc", species="H2", model=model,
                                samples=samples, seed=seed)
-        path = Path(folder) / f"{model}_{cloud}_{profile}_{seed}.fits"
+        path = Path(folder) / f"{model}_{cloud}_{profile}_{placement}_{seed}.fits"
         hdul.writeto(path, overwrite=True)
         truth = np.log10(np.asarray(cores["n_true_h"], float))
         for k, options in enumerate(options_list):
@@ -181,28 +188,43 @@ def _met(row) -> tuple[bool, bool]:
     return lo <= row["coverage_68"] <= hi, abs(row["median_dex"]) <= MEDIAN_TARGET
 
 
+def fit_terms(scored, clouds):
+    """The pooled (offset, scatter) and the term by envelope and contrast, fitted on the
+    cores of ``clouds``, both profiles pooled."""
+    cells = [scored[(cloud, p)] for cloud in clouds for p in PROFILES]
+    fit_data = [np.concatenate([f[i] for f in cells], axis=-1) for i in range(4)]
+    offset, scatter = fit_term(*fit_data[:2])
+    return offset, scatter, fit_by_profile(*fit_data, pooled=(offset, scatter))
+
+
 def evaluate_method(scored, fit_on):
-    """Fit the pooled and the profile terms in ``fit_on`` and score every (cloud, profile)
-    cell without a term, with the pooled one and with the profile one.
+    """Fit the pooled and the profile terms and score every (cloud, profile) cell without
+    a term, with the pooled one and with the profile one.
 
     ``scored`` maps (cloud, profile) to (log draws, log truth, envelope, contrast).
+    ``fit_on`` is a cloud family (its term scores every cell, its own included) or
+    :data:`LEAVE_ONE_OUT` (each cloud's cells are scored with the terms fitted on the
+    other clouds; the stored term is fitted on all of them).
     """
-    pooled = [scored[(fit_on, p)] for p in PROFILES]
-    fit_data = [np.concatenate([f[i] for f in pooled], axis=-1) for i in range(4)]
-    offset, scatter = fit_term(*fit_data[:2])
-    binned = fit_by_profile(*fit_data, pooled=(offset, scatter))
+    stored = fit_terms(scored, CLOUDS if fit_on == LEAVE_ONE_OUT else [fit_on])
+    by_cloud = {cloud: fit_terms(scored, [c for c in CLOUDS if c != cloud])
+                if fit_on == LEAVE_ONE_OUT else stored for cloud in CLOUDS}
     rows = {}
     for (cloud, profile), (draws, truth, envelope, contrast) in scored.items():
+        offset, scatter, binned = by_cloud[cloud]
         rows[f"{profile} in {cloud}"] = {
             "without_term": coverage(draws, truth),
             "pooled_term": coverage(draws, truth, offset, scatter),
             "profile_term": coverage(draws, truth, *profile_term(
                 envelope, contrast, binned, offset, scatter))}
-    return {"offset_dex": offset, "scatter_dex": scatter, "by_profile": binned, **rows}
+    offset, scatter, binned = stored
+    return {"offset_dex": offset, "scatter_dex": scatter, "by_profile": binned,
+            "terms_by_cloud": by_cloud, **rows}
 
 
 def by_contrast(scored, fitted):
-    """Cells of the stored (profile) term by the cores' contrast, profiles pooled."""
+    """Cells of the profile term each cloud is scored with, by the cores' contrast,
+    profiles pooled."""
     out = {}
     lo, hi = CONTRAST_EDGES
     names = [f"< {lo:g}", f"{lo:g}-{hi:g}", f"> {hi:g}"]
@@ -210,8 +232,9 @@ def by_contrast(scored, fitted):
         draws, truth, envelope, contrast = (np.concatenate([scored[(cloud, p)][i]
                                                             for p in PROFILES], axis=-1)
                                             for i in range(4))
-        offset, scatter = profile_term(envelope, contrast, fitted["by_profile"],
-                                       fitted["offset_dex"], fitted["scatter_dex"])
+        pooled_offset, pooled_scatter, binned = fitted["terms_by_cloud"][cloud]
+        offset, scatter = profile_term(envelope, contrast, binned, pooled_offset,
+                                       pooled_scatter)
         bins = np.digitize(np.nan_to_num(contrast, nan=-1.0), CONTRAST_EDGES)
         for b, name in enumerate(names):
             pick = (bins == b) & np.isfinite(contrast)
@@ -227,47 +250,62 @@ def main():
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--ld", type=float, default=10.0, help="A.3's diffuse depth L_d (pc)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--fit-on", default="turbulent", choices=CLOUDS,
-                        help="the cloud family the terms are fitted in (the others test them)")
+    parser.add_argument("--fit-on", default="turbulent", choices=[*CLOUDS, LEAVE_ONE_OUT],
+                        help="the cloud family the terms are fitted in (the others test them); "
+                        f"{LEAVE_ONE_OUT}: each family's cells scored with terms fitted on the "
+                        "other families, the stored term fitted on all")
+    parser.add_argument("--placement", default="uniform", choices=PLACEMENTS,
+                        help="where the mock cores are placed in their cloud "
+                        "(nhpipe.sims.coremock.make_mock)")
     parser.add_argument("--write-card", action="store_true",
                         help="store each method's term fitted in --fit-on in each network's "
                         "card")
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     args = parser.parse_args()
-    others = [c for c in CLOUDS if c != args.fit_on]
+    others = [c for c in CLOUDS if c != args.fit_on]  # the tested clouds
+    lofo = args.fit_on == LEAVE_ONE_OUT
+    fitted_in = ("the other two cloud families for each tested family (the term a card "
+                 "stores is fitted on all three)" if lofo else f"the {args.fit_on} clouds")
+    term_used = ("the envelope-and-contrast term fitted on the other clouds" if lofo
+                 else "the stored term")
     options_list = methods(args.ld)
     names = [term_method(o)["method"] for o in options_list]
     result = {"samples": args.samples, "seeds": args.seeds, "fit_on": args.fit_on,
+              "placement": args.placement,
               "methods": names, "models": {}}
     head = ("| model | method | cores | term | n | median log10(n_c/n_true) | 68 % range | "
             "68 % coverage | 95 % coverage |")
-    lines = [f"Cores of mock HGBS maps (400 pc, 18.2\"; radii and masses as in Konyves et al. "
+    placed = ("" if args.placement == "uniform"
+              else ", placed on their clouds' dense gas (drawn as N_H squared)")
+    lines = [f"Cores of mock HGBS maps{placed} (400 pc, 18.2\"; radii and masses as in "
+             f"Konyves et al. "
              f"2020, catalogued when they stand 5 sigma above the cloud's fluctuations), "
              f"{args.samples} samples, default priors, seeds {args.seeds}. Methods: "
              f"{' and '.join(names)} (n_d from the <n_H>_m around each core), and a "
              f"network-free baseline ({BASELINE}). The model-error terms are fitted on the "
-             f"cores of the {args.fit_on} clouds, both profiles pooled: one pooled term, "
-             f"and the stored one by terciles of the envelope ratio, each split at a "
+             f"cores of {fitted_in}, both profiles pooled: one pooled term, "
+             f"and the kind a card stores, one by terciles of the envelope ratio, each split at a "
              f"contrast of {TERM_CONTRAST_EDGES[0]:g}; tested in the "
              f"{' and '.join(others)} clouds. ± is a standard error that treats the cores "
              "as independent (binomial for the coverage, a bootstrap over cores for the "
              "median): a lower bound, since the cores of one map share its cloud.", "",
-             "Cells of the tested clouds (2 clouds x 2 profiles) that meet the targets "
+             f"Cells of the tested clouds ({len(others)} clouds x 2 profiles) that meet the "
+             "targets "
              f"(68 % coverage in {COVERAGE_TARGET[0]:.2f}-{COVERAGE_TARGET[1]:.2f}, "
-             f"|median| <= {MEDIAN_TARGET:g} dex), with the stored term:", "",
+             f"|median| <= {MEDIAN_TARGET:g} dex), with {term_used}:", "",
              "| model | method | coverage met | median met |", "|---|---|---|---|"]
     rows_lines = ["", head, "|---|---|---|---|---|---|---|---|---|"]
     contrast_lines = [
         "", "By the cores' contrast (background-subtracted mean N_H inside R over the "
-        "background's, `contrast` in the output table), both profiles pooled, with each "
-        "method's stored term:", "",
+        "background's, `contrast` in the output table), both profiles pooled, with "
+        f"{term_used}:", "",
         "| model | method | cloud | contrast | n | median log10(n_c/n_true) | 68 % range | "
         "68 % coverage | 95 % coverage |", "|---|---|---|---|---|---|---|---|---|"]
     baseline_done = False
     with tempfile.TemporaryDirectory() as folder:
         for model in args.models:
             scored = {(c, p): score_family(c, p, args.seeds, model, args.samples,
-                                           options_list, folder)
+                                           options_list, folder, placement=args.placement)
                       for c in CLOUDS for p in PROFILES}
             entries = [(model, name, k) for k, name in enumerate(names)]
             if not baseline_done:  # the same for every network: the map's N_H only
@@ -277,16 +315,12 @@ def main():
                 per_cell = {key: value[k] for key, value in scored.items()}
                 fitted = evaluate_method(per_cell, args.fit_on)
                 fitted["by_contrast"] = by_contrast(per_cell, fitted)
+                by_cloud = fitted.pop("terms_by_cloud")
+                if args.fit_on == LEAVE_ONE_OUT:  # each cloud's own terms, kept in the JSON
+                    fitted["terms_by_cloud"] = by_cloud
                 result["models"].setdefault(label, {})[name] = fitted
-                term_labels = {
-                    "without_term": "none",
-                    "pooled_term": f"pooled {fitted['offset_dex']:+.2f} dex, scatter "
-                                   f"{fitted['scatter_dex']:.2f}",
-                    "profile_term": "by envelope and contrast (stored) " + ", ".join(
-                        f"{o:+.2f}/{s:.2f}" for orow, srow in zip(
-                            fitted["by_profile"]["offset_dex"],
-                            fitted["by_profile"]["scatter_dex"])
-                        for o, s in zip(orow, srow))}
+                term_labels = {cloud: _term_labels(*by_cloud[cloud], args.fit_on)
+                               for cloud in CLOUDS}
                 met = [0, 0]
                 for cloud in CLOUDS:
                     for profile in PROFILES:
@@ -295,7 +329,8 @@ def main():
                         for term, row in cell.items():
                             rows_lines.append(
                                 f"| {label} | {name} | {profile} in {cloud} ({role}) | "
-                                f"{term_labels[term]} | {row['cores']} | {_cells(row)} |")
+                                f"{term_labels[cloud][term]} | {row['cores']} | "
+                                f"{_cells(row)} |")
                         if role == "tested":
                             met = [m + ok for m, ok in zip(met, _met(cell["profile_term"]))]
                 fitted["tested_cells_met"] = {"coverage": met[0], "median": met[1],
@@ -309,6 +344,18 @@ def main():
             if args.write_card:
                 _write_card(model, result["models"][model], options_list, names, args, others)
     report("\n".join(lines + rows_lines + contrast_lines), result, args.out)
+
+
+def _term_labels(offset, scatter, binned, fit_on):
+    """The table's names of the three terms a cell is scored with."""
+    profile = ("by envelope and contrast, fitted on the other clouds"
+               if fit_on == LEAVE_ONE_OUT else "by envelope and contrast (stored)")
+    return {"without_term": "none",
+            "pooled_term": f"pooled {offset:+.2f} dex, scatter {scatter:.2f}",
+            "profile_term": profile + " " + ", ".join(
+                f"{o:+.2f}/{s:.2f}" for orow, srow in zip(binned["offset_dex"],
+                                                          binned["scatter_dex"])
+                for o, s in zip(orow, srow))}
 
 
 def _write_card(model, fits, options_list, names, args, others):
@@ -334,10 +381,14 @@ def _write_card(model, fits, options_list, names, args, others):
             # The correlation its draws used (n_d local): the term holds for it only.
             **({"error_correlation": card["error_correlation"]["rho"]}
                if term_method(options)["priors"]["nd_correlation"] == "card" else {}),
-            "fitted_on": f"Plummer and sphere mock cores in {args.fit_on} clouds "
+            "fitted_on": f"Plummer and sphere mock cores ({args.placement} placement) in "
+                         f"{' and '.join(CLOUDS) if args.fit_on == LEAVE_ONE_OUT else args.fit_on}"
+                         " clouds "
                          f"(nhpipe.sims.coremock, seeds {args.seeds}, {args.samples} "
                          "samples)",
-            "tested_on": f"mock cores in {' and '.join(others)} clouds: {tested}"})
+            "tested_on": ("each cloud family with the terms fitted on the other two: "
+                          if args.fit_on == LEAVE_ONE_OUT else "")
+                         + f"mock cores in {' and '.join(others)} clouds: {tested}"})
     update_card(models_dir() / model, core_terms=terms)
 
 

@@ -520,6 +520,58 @@ class TestModelErrorTerm:
         assert extra.min() > -1e-6 * alone.data.max() and extra.max() > 0
         assert confused.meta["superposed"] and not cores.meta["superposed"]
 
+    def test_dense_positions_follow_the_squared_column(self):
+        """All the weight in one block: every core lands in it; a block with a quarter of
+        the squared column of another (half its N_H) gets a fifth of the cores."""
+        from nhpipe.sims.coremock import dense_positions
+        from nhpipe.sims.observe import tan_wcs
+
+        wcs = tan_wcs((100, 100), pixel_arcsec=3.0)
+        nh = np.zeros((100, 100))
+        nh[40:50, 20:30], nh[60:70, 70:80] = 2.0, 1.0
+        ra, dec = dense_positions(nh, wcs, 4000, np.random.default_rng(1))
+        x, y = wcs.world_to_pixel_values(ra, dec)
+        first = (np.abs(y - 44.5) <= 5.0) & (np.abs(x - 24.5) <= 5.0)
+        second = (np.abs(y - 64.5) <= 5.0) & (np.abs(x - 74.5) <= 5.0)
+        assert (first | second).all()
+        assert second.mean() == pytest.approx(0.2, abs=0.02)
+        edge = np.ones((100, 100))  # the field's margin (5 %) stays free
+        x, y = wcs.world_to_pixel_values(*dense_positions(edge, wcs, 2000,
+                                                          np.random.default_rng(2)))
+        assert x.min() >= 4.5 - 1e-6 and x.max() <= 94.5 + 1e-6 and y.min() >= 4.5 - 1e-6
+
+    def test_dense_placement_moves_the_cores_only(self):
+        """The same cores (radii, masses, truths) in the same cloud with the same noise,
+        elsewhere: the maps differ by the cores alone."""
+        from nhpipe.sims.coremock import make_mock
+
+        uniform, cores = make_mock("sphere", seed=4, n_cores=6, size_deg=0.1, detect=False)
+        dense, moved = make_mock("sphere", seed=4, n_cores=6, size_deg=0.1, detect=False,
+                                 placement="dense")
+        for column in ("r_obs", "mass", "n_true_h"):
+            np.testing.assert_array_equal(moved[column], cores[column])
+        assert not np.allclose(moved["ra"], cores["ra"])
+        assert moved.meta["placement"] == "dense" and cores.meta["placement"] == "uniform"
+        bare, _ = make_mock("sphere", seed=4, n_cores=6, size_deg=0.1, detect=False,
+                            placement="dense")
+        np.testing.assert_array_equal(bare.data, dense.data)  # reproducible
+        # Far from every core the two maps are the same cloud and noise.
+        from astropy.wcs import WCS
+
+        wcs = WCS(dense.header)
+        yy, xx = np.mgrid[:dense.data.shape[0], :dense.data.shape[1]]
+        far = np.ones(dense.data.shape, bool)
+        for table in (cores, moved):
+            x, y = wcs.world_to_pixel_values(table["ra"], table["dec"])
+            for xi, yi, r in zip(x, y, np.asarray(table["r_obs"]) / 400 * 206264.8 / 3.0):
+                far &= np.hypot(xx - xi, yy - yi) > 3 * r + 10
+        assert far.sum() > 100
+        np.testing.assert_allclose(dense.data[far], uniform.data[far], rtol=1e-6)
+        with pytest.raises(ValueError, match="placement must be one of"):
+            make_mock("sphere", placement="clustered")
+        with pytest.raises(ValueError, match="given cores keep their positions"):
+            make_mock("sphere", cores=cores, placement="dense")
+
     def test_plummer_square_column_is_the_integral_of_n_squared(self):
         from scipy.integrate import quad
 

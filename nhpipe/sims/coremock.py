@@ -59,6 +59,11 @@ DRIVEN_CELLS = 64
 #: extraction does not subtract it) holding a log-uniform fraction CLUMP_MASS of the
 #: core's mass.
 CLUMP_RADIUS, CLUMP_MASS = 1.5, (0.3, 1.0)
+#: Where drawn cores go (``make_mock(placement=...)``): anywhere in the field, or on the
+#: cloud's dense gas (:func:`dense_positions`).
+PLACEMENTS = ("uniform", "dense")
+#: Field margin kept free of drawn cores, as a fraction of the field's side.
+FIELD_MARGIN = 0.05
 
 
 def sphere_column(b_cm, *, n, r_cm):
@@ -79,7 +84,7 @@ def draw_cores(n: int, rng: np.random.Generator, *, centre=(85.5, -1.0),
     """
     hpbw_pc = BEAM_ARCSEC / ARCSEC_PER_RAD * DISTANCE_PC
     r_deconv = np.clip(10 ** rng.normal(np.log10(0.03), 0.15, n), 0.01, 0.1)
-    margin = 0.05 * size_deg
+    margin = FIELD_MARGIN * size_deg
     dec = centre[1] + rng.uniform(-0.5, 0.5, n) * (size_deg - 2 * margin)
     ra = centre[0] + rng.uniform(-0.5, 0.5, n) * (size_deg - 2 * margin) / np.cos(
         np.radians(centre[1]))
@@ -91,6 +96,27 @@ def draw_cores(n: int, rng: np.random.Generator, *, centre=(85.5, -1.0),
     table["r_obs"].unit = table["r_deconv"].unit = "pc"
     table["mass"].unit = "Msun"
     return table
+
+
+def dense_positions(cloud_nh: np.ndarray, wcs, n: int, rng: np.random.Generator):
+    """RA and Dec (deg) of ``n`` cores placed on a cloud's dense gas: each in a pixel drawn
+    with probability proportional to the square of the cloud's N_H there (anywhere in
+    it, uniformly), the field's :data:`FIELD_MARGIN` left free as for uniform positions.
+
+    Prestellar cores lie on the densest gas of their cloud, in the HGBS fields mostly on
+    filaments above a column of ~7e21 cm-2 of H2 (Andre et al. 2010; Konyves et al.
+    2015), so they crowd and sit on bright backgrounds more than uniform positions do.
+    The squared column is a simple weighting with that property, not a law of star
+    formation.
+    """
+    ny, nx = cloud_nh.shape
+    weight = np.asarray(cloud_nh, dtype=np.float64) ** 2
+    my, mx = int(round(FIELD_MARGIN * ny)), int(round(FIELD_MARGIN * nx))
+    weight[:my], weight[ny - my:], weight[:, :mx], weight[:, nx - mx:] = 0.0, 0.0, 0.0, 0.0
+    pixel = rng.choice(weight.size, size=n, p=weight.ravel() / weight.sum())
+    y, x = np.unravel_index(pixel, weight.shape)
+    sky = wcs.pixel_to_world(x + rng.uniform(-0.5, 0.5, n), y + rng.uniform(-0.5, 0.5, n))
+    return sky.ra.deg, sky.dec.deg
 
 
 def add_cores(nh: np.ndarray, wcs, cores: Table, profile: str, *,
@@ -202,7 +228,8 @@ def true_density(cores: Table) -> np.ndarray:
 
 def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_cores: int = 300,
               size_deg: float = 0.5, centre=(85.5, -1.0), cloud: str = "turbulent",
-              detect: bool = True, superposed: bool = False, true_nm: bool = False):
+              detect: bool = True, superposed: bool = False, true_nm: bool = False,
+              placement: str = "uniform"):
     """A mock HGBS-like N(H2) map with cores of one profile family, and its catalogue.
 
     Parameters
@@ -217,6 +244,10 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
         default ``n_cores`` drawn by :func:`draw_cores`.
     size_deg : float
         Side of the map, in degrees (0.5 deg is 3.5 pc at 400 pc, 600 x 600 pixels).
+    placement : {'uniform', 'dense'}
+        Where the drawn cores go: uniformly over the field, or on the cloud's dense gas
+        (:func:`dense_positions`; its own random stream, so the cloud, the cores' radii
+        and masses, and the noise are those of the uniform mock). Only for drawn cores.
     detect : bool
         Catalogue only the cores an extraction would find (:func:`detected`); all of them
         are in the map either way.
@@ -247,6 +278,10 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
 
     if profile not in PROFILES or cloud not in CLOUDS:
         raise ValueError(f"profile must be one of {PROFILES} and cloud one of {CLOUDS}")
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+    if placement != "uniform" and cores is not None:
+        raise ValueError("placement applies to drawn cores; given cores keep their positions")
     rng = np.random.default_rng([seed, PROFILES.index(profile), CLOUDS.index(cloud)])
     if cores is None:
         cores = draw_cores(n_cores, rng, centre=centre, size_deg=size_deg)
@@ -258,6 +293,10 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
         if true_nm else None
     wcs = tan_wcs(nh.shape, pixel_arcsec=PIXEL_ARCSEC, centre=centre)
     cloud_only = nh.copy()
+    if placement == "dense":  # their own random stream, as the clumps'
+        stream = np.random.default_rng([seed, PROFILES.index(profile), CLOUDS.index(cloud), 2])
+        cores = Table(cores, copy=True)
+        cores["ra"], cores["dec"] = dense_positions(cloud_only, wcs, len(cores), stream)
     inside = add_cores(nh, wcs, cores, profile, square=square)
     extra = np.zeros(len(cores))
     if superposed:  # their own random stream: the rest of the mock is unchanged
@@ -276,9 +315,10 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
     catalogue["n_h2_ave_obs"] = true_density(catalogue) / 2 / 1e4
     catalogue["n_h2_ave_obs"].unit = "1e4 cm-3"
     catalogue.meta.update({"mock": f"{profile} cores in a {cloud} cloud, seed {seed}"
-                           + (", each with a clump on its line of sight" if superposed else ""),
+                           + (", each with a clump on its line of sight" if superposed else "")
+                           + (", placed on its dense gas" if placement == "dense" else ""),
                            "profile": profile, "cloud": cloud, "seed": seed,
-                           "superposed": superposed})
+                           "superposed": superposed, "placement": placement})
     if true_nm:
         return hdu, catalogue, np.log10(square / nh)
     return hdu, catalogue
