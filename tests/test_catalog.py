@@ -882,6 +882,7 @@ class TestModelTermFromCard:
     def test_card_term_used_and_recorded(self, tmp_path):
         from nhpipe.cards import read_card
         from nhpipe.cores import profile_term
+        from nhpipe.cores._correct import TERM_SCOPE
         from nhpipe.models import models_dir
 
         terms = read_card(models_dir() / "unet")["core_terms"]
@@ -892,7 +893,8 @@ class TestModelTermFromCard:
         result, _ = correct_catalog(cores, path, options)
         assert result.meta["model_offset_dex"] == term["offset_dex"]
         assert result.meta["model_term"] == \
-            f"card of unet: A.3 L_d=10pc, {term['fitted_on']}"
+            f"card of unet: A.3 L_d=10pc, {term['fitted_on']}; {TERM_SCOPE}"
+        assert "placed uniformly" in result.meta["model_term"]
         assert "mock cores" in term["fitted_on"]
         from dataclasses import replace
 

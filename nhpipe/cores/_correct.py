@@ -31,6 +31,11 @@ INDEPENDENT = {"lag_px": [1.0], "rho": [0.0]}
 #: Separation of a core's aperture from its surroundings (the annulus' mid-radius), in
 #: units of its radius: where the correlation of the two <n_H>_m is read.
 SEPARATION = sum(SURROUNDINGS) / 2
+#: What the cards' core terms hold for, written with them in every output
+#: (``model_term``): measured with ``benchmarks/core_mocks_shipped.py --placement dense``.
+TERM_SCOPE = ("held on mock cores placed uniformly in their clouds, not on cores placed on "
+              "dense gas, where the cloud's own peaks under a core read as core (README, "
+              "'Cores on dense gas')")
 
 
 @dataclass
@@ -81,7 +86,9 @@ class CorrectionOptions:
     Plummer-like core and a sharp-edged one are read differently, and a faint core on a
     bright background otherwise than a bright one. The terms are fitted on mock cores
     (Plummer-like and uniform spheres) in one cloud family and tested in the others
-    (``benchmarks/core_mocks.py``; README, "Core densities on mocks"), for each network.
+    (``benchmarks/core_mocks.py``; README, "Core densities on mocks"), for each network,
+    with the cores placed uniformly; they do not hold for cores on a cloud's structured
+    dense gas (:data:`TERM_SCOPE`).
     """
 
     distance_pc: float
@@ -486,7 +493,8 @@ def _card_term(made_by: MapCard, wanted: dict):
             and term.get("error_correlation") != card.get("error_correlation", {}).get("rho"):
         return None, (f"the core term of {name} was fitted with another error_correlation "
                       "than its card's: refit it (benchmarks/core_mocks.py --write-card)")
-    return term, f"card of {name}: {term['method']}, {term.get('fitted_on', '')}"
+    return term, (f"card of {name}: {term['method']}, {term.get('fitted_on', '')}; "
+                  f"{TERM_SCOPE}")
 
 
 def _same_priors(a: dict, b: dict) -> bool:
