@@ -56,6 +56,9 @@ BOOTSTRAP = 200
 BASELINE = "no network: (N_ap - N_around) / L_c"
 #: Targets of the issue, for the cells-met summary: 68 % coverage and |median| (dex).
 COVERAGE_TARGET, MEDIAN_TARGET = (0.60, 0.76), 0.1
+#: How each placement of the mock cores (``--placement``) is said in the reports.
+PLACED = {"uniform": "placed uniformly in their clouds",
+          "dense": "placed on their clouds' dense gas (drawn as N_H squared)"}
 #: ``--fit-on`` value for leaving each cloud family out in turn (:func:`evaluate_method`).
 LEAVE_ONE_OUT = "others"
 
@@ -275,8 +278,7 @@ def main():
               "methods": names, "models": {}}
     head = ("| model | method | cores | term | n | median log10(n_c/n_true) | 68 % range | "
             "68 % coverage | 95 % coverage |")
-    placed = ("" if args.placement == "uniform"
-              else ", placed on their clouds' dense gas (drawn as N_H squared)")
+    placed = "" if args.placement == "uniform" else f", {PLACED[args.placement]}"
     lines = [f"Cores of mock HGBS maps{placed} (400 pc, 18.2\"; radii and masses as in "
              f"Konyves et al. "
              f"2020, catalogued when they stand 5 sigma above the cloud's fluctuations), "

@@ -18,8 +18,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from core_mocks import BASELINE, COVERAGE_TARGET, MEDIAN_TARGET, _cells, _met, coverage, \
-    methods, score_family
+from core_mocks import BASELINE, COVERAGE_TARGET, MEDIAN_TARGET, PLACED, _cells, _met, \
+    coverage, methods, score_family
 
 from _report import report  # benchmarks/ is the script's folder
 from nhpipe.cores import profile_term, term_method
@@ -45,9 +45,7 @@ def main():
     result = {"samples": args.samples, "seeds": args.seeds, "placement": args.placement,
               "methods": names, "models": {}}
     lo, hi = COVERAGE_TARGET
-    where = {"uniform": "placed uniformly in their clouds",
-             "dense": "placed on their clouds' dense gas (drawn as N_H squared)"}
-    lines = [(f"Cores of mock HGBS maps {where[args.placement]} "
+    lines = [(f"Cores of mock HGBS maps {PLACED[args.placement]} "
               f"(nhpipe.sims.coremock), {args.samples} samples, default priors, seeds "
               f"{args.seeds}; corrected by {' and '.join(names)} with each network's "
               f"shipped term (its card's), nothing refitted; the baseline ({BASELINE}) with "

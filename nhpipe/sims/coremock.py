@@ -282,7 +282,8 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
         raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
     if placement != "uniform" and cores is not None:
         raise ValueError("placement applies to drawn cores; given cores keep their positions")
-    rng = np.random.default_rng([seed, PROFILES.index(profile), CLOUDS.index(cloud)])
+    key = [seed, PROFILES.index(profile), CLOUDS.index(cloud)]
+    rng = np.random.default_rng(key)
     if cores is None:
         cores = draw_cores(n_cores, rng, centre=centre, size_deg=size_deg)
     cells = int(round(np.radians(size_deg) * DISTANCE_PC / PIXEL_PC))
@@ -294,14 +295,13 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
     wcs = tan_wcs(nh.shape, pixel_arcsec=PIXEL_ARCSEC, centre=centre)
     cloud_only = nh.copy()
     if placement == "dense":  # their own random stream, as the clumps'
-        stream = np.random.default_rng([seed, PROFILES.index(profile), CLOUDS.index(cloud), 2])
         cores = Table(cores, copy=True)
-        cores["ra"], cores["dec"] = dense_positions(cloud_only, wcs, len(cores), stream)
+        cores["ra"], cores["dec"] = dense_positions(cloud_only, wcs, len(cores),
+                                                    np.random.default_rng(key + [2]))
     inside = add_cores(nh, wcs, cores, profile, square=square)
     extra = np.zeros(len(cores))
     if superposed:  # their own random stream: the rest of the mock is unchanged
-        extra = add_clumps(nh, wcs, cores, np.random.default_rng(
-            [seed, PROFILES.index(profile), CLOUDS.index(cloud), 1]), square=square)
+        extra = add_clumps(nh, wcs, cores, np.random.default_rng(key + [1]), square=square)
     # Every core is in the map; only those an extraction would find are catalogued.
     if detect:
         inside[inside] = detected(cloud_only, nh, wcs, cores[inside])
