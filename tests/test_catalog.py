@@ -572,6 +572,36 @@ class TestModelErrorTerm:
         with pytest.raises(ValueError, match="given cores keep their positions"):
             make_mock("sphere", cores=cores, placement="dense")
 
+    def test_cloud_only_is_the_mock_without_its_cores(self):
+        """The bare cloud comes with the same WCS and beam and changes nothing else; the
+        mock is that cloud plus the core seen through the beam, plus 2 % noise."""
+        from astropy.wcs import WCS
+
+        from nhpipe.sims.coremock import BEAM_ARCSEC, add_cores, make_mock
+        from nhpipe.sims.observe import observe
+
+        cores = Table({"name": ["big"], "ra": [85.5], "dec": [-1.0], "r_obs": [0.035],
+                       "r_deconv": [0.02], "mass": [30.0], "core_type": [2],
+                       "alpha_be": [1.0], "comment": [""]})
+        hdu, cat = make_mock("plummer", cores=cores, size_deg=0.1, detect=False)
+        same, same_cat, cloud = make_mock("plummer", cores=cores, size_deg=0.1,
+                                          detect=False, cloud_only=True)
+        np.testing.assert_array_equal(same.data, hdu.data)
+        assert list(same_cat["n_true_h"]) == list(cat["n_true_h"])
+        for key in ("CRVAL1", "CRVAL2", "CDELT1", "CDELT2", "BMAJ", "BUNIT"):
+            assert cloud.header[key] == hdu.header[key]
+        alone = np.zeros(hdu.data.shape)
+        add_cores(alone, WCS(hdu.header), cores, "plummer")
+        alone = observe(alone, pixel_pc=3.0 / 206264.80624709636 * 400.0,
+                        distance_pc=400.0, beam_arcsec=BEAM_ARCSEC, periodic=False)
+        mock = np.asarray(hdu.data, float)
+        noise = (mock - np.asarray(cloud.data, float) - alone / 2.0) / mock
+        assert abs(noise.mean()) < 2e-3 and noise.std() == pytest.approx(0.02, rel=0.05)
+        *_, with_truth, cloud_too = make_mock("plummer", cores=cores, size_deg=0.1,
+                                              detect=False, true_nm=True, cloud_only=True)
+        np.testing.assert_array_equal(cloud_too.data, cloud.data)
+        assert with_truth.shape == hdu.data.shape
+
     def test_plummer_square_column_is_the_integral_of_n_squared(self):
         from scipy.integrate import quad
 

@@ -34,8 +34,8 @@ SEPARATION = sum(SURROUNDINGS) / 2
 #: What the cards' core terms hold for, written with them in every output
 #: (``model_term``): measured with ``benchmarks/core_mocks_shipped.py --placement dense``.
 TERM_SCOPE = ("held on mock cores placed uniformly in their clouds, not on cores placed on "
-              "dense gas, where the cloud's own peaks under a core read as core (README, "
-              "'Cores on dense gas')")
+              "dense gas, where neighbouring cores and the cloud's own peaks under a core "
+              "read as core (README, 'Cores on dense gas')")
 
 
 @dataclass

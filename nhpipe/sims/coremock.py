@@ -229,7 +229,7 @@ def true_density(cores: Table) -> np.ndarray:
 def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_cores: int = 300,
               size_deg: float = 0.5, centre=(85.5, -1.0), cloud: str = "turbulent",
               detect: bool = True, superposed: bool = False, true_nm: bool = False,
-              placement: str = "uniform"):
+              placement: str = "uniform", cloud_only: bool = False):
     """A mock HGBS-like N(H2) map with cores of one profile family, and its catalogue.
 
     Parameters
@@ -272,6 +272,8 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
         density as n(H2), 1e4 cm-3, as HGBS gives it) and ``n_true_h`` (cm-3).
     log_nm : ndarray, shape of the map
         With ``true_nm`` only: the true log10 <n_H>_m.
+    cloud_hdu : astropy.io.fits.PrimaryHDU
+        With ``cloud_only`` only (last): the cloud's N(H2) in cm-2, same WCS and beam.
     """
     from .observe import herschel_like_hdu, tan_wcs, upsample
     from .project import project
@@ -293,10 +295,10 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
     square = upsample(cell_nh * cell_nm, cell_pc=PIXEL_PC, pixel_pc=pixel_pc) \
         if true_nm else None
     wcs = tan_wcs(nh.shape, pixel_arcsec=PIXEL_ARCSEC, centre=centre)
-    cloud_only = nh.copy()
+    cloud_only_nh = nh.copy()
     if placement == "dense":  # their own random stream, as the clumps'
         cores = Table(cores, copy=True)
-        cores["ra"], cores["dec"] = dense_positions(cloud_only, wcs, len(cores),
+        cores["ra"], cores["dec"] = dense_positions(cloud_only_nh, wcs, len(cores),
                                                     np.random.default_rng(key + [2]))
     inside = add_cores(nh, wcs, cores, profile, square=square)
     extra = np.zeros(len(cores))
@@ -304,7 +306,7 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
         extra = add_clumps(nh, wcs, cores, np.random.default_rng(key + [1]), square=square)
     # Every core is in the map; only those an extraction would find are catalogued.
     if detect:
-        inside[inside] = detected(cloud_only, nh, wcs, cores[inside])
+        inside[inside] = detected(cloud_only_nh, nh, wcs, cores[inside])
     hdu = herschel_like_hdu(nh, distance_pc=DISTANCE_PC, pixel_arcsec=PIXEL_ARCSEC,
                             beam_arcsec=BEAM_ARCSEC, centre=centre, rng=rng)
     catalogue = Table(cores[inside], copy=True)
@@ -319,9 +321,12 @@ def make_mock(profile: str, *, seed: int = 0, cores: Table | None = None, n_core
                            + (", placed on its dense gas" if placement == "dense" else ""),
                            "profile": profile, "cloud": cloud, "seed": seed,
                            "superposed": superposed, "placement": placement})
-    if true_nm:
-        return hdu, catalogue, np.log10(square / nh)
-    return hdu, catalogue
+    out = (hdu, catalogue) + ((np.log10(square / nh),) if true_nm else ())
+    if cloud_only:
+        out += (herschel_like_hdu(cloud_only_nh, distance_pc=DISTANCE_PC,
+                                  pixel_arcsec=PIXEL_ARCSEC, beam_arcsec=BEAM_ARCSEC,
+                                  centre=centre, noise=0.0),)
+    return out
 
 
 def _cloud_cube(cloud: str, rng: np.random.Generator, cells: int) -> np.ndarray:
