@@ -723,6 +723,8 @@ class TestEnvelope:
                                    options)
         assert table["crowding"][0] == pytest.approx(covered, abs=0.05)
         assert 0.5 < covered < 0.75 and alone["crowding"][0] == 0.0
+        # The neighbours' centres are 2.5 R away: none inside an aperture.
+        assert not table["blended"].any() and not alone["blended"].any()
         for name in ("nh_background", "contrast", "envelope", "log_nm_around", "log_nm_q50"):
             np.testing.assert_array_equal(table[name][0], alone[name][0])
         # More than half of the annulus is neighbours: its median is theirs.
@@ -1013,12 +1015,15 @@ def test_catalog_summary_counts_low_contrast_cores():
     from nhpipe.cli._maps import _catalog_summary
 
     table = Table({"status": ["ok", "ok", "inconsistent"], "low_contrast": [True, False, True],
-                   "log_ratio": [0.1, 0.3, np.nan]})
+                   "blended": [False, True, True], "log_ratio": [0.1, 0.3, np.nan]})
     text = _catalog_summary(table)
     assert text.startswith("3 cores: 1 inconsistent, 2 ok")
     assert "\n1 ok cores have low contrast" in text and "median +0.200" in text
+    assert "\n1 ok cores have another catalogued core's centre inside" in text
     table["low_contrast"] = False
-    assert "low contrast" not in _catalog_summary(table)
+    table["blended"] = False
+    text = _catalog_summary(table)
+    assert "low contrast" not in text and "blended" not in text
 
 
 def test_joint_draws_keep_each_cores_density_and_share_the_errors():
@@ -1139,3 +1144,20 @@ def test_cmf_shares_errors_by_the_cores_separations(tmp_path, monkeypatch):
             assert seen[-1][0, 1] > seen[-1][0, 2]
         else:
             assert seen[-1] == expected
+
+
+def test_blended_cores_are_those_holding_another_centre():
+    """A core is blended when another core's centre lies inside its own aperture: the big
+    core holding a small one's centre is, the small one (the big centre outside its
+    radius) and a far one are not; a core without a radius neither counts nor is counted."""
+    from astropy.coordinates import SkyCoord
+
+    from nhpipe.cores import blended_cores
+
+    arcsec = 1.0 / 3600.0
+    coords = SkyCoord([85.0, 85.0, 85.0, 85.0], [-1.0, -1.0 + 5 * arcsec, -1.0 + 60 * arcsec,
+                                                 -1.0 + 1 * arcsec], unit="deg")
+    np.testing.assert_array_equal(blended_cores(coords, [10.0, 2.0, 10.0, np.nan]),
+                                  [True, False, False, False])
+    np.testing.assert_array_equal(blended_cores(coords[:1], [10.0]), [False])
+    np.testing.assert_array_equal(blended_cores(coords[:2], [4.9, 4.9]), [False, False])

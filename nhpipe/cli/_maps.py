@@ -84,7 +84,8 @@ def add_catalog(sub) -> None:
         "the map, on "
         "blank pixels, without a solution or filtered out are flagged in 'status', and "
         f"cores fainter than {LOW_CONTRAST:g} times their background in 'low_contrast' "
-        "(their density is read too high on mocks). "
+        "and cores with another core's centre inside their aperture in 'blended' (both "
+        "read too dense on mocks). "
         "Writes PREFIX.ecsv, PREFIX.fits, PREFIX.reg (DS9), PREFIX_fig10.png, PREFIX_cmf.png.",
         epilog="examples:\n  nhpipe catalog orionB_NH_nhpipe_ddpm.fits "
         "HGBS_orionb_derived_core_catalog.txt --distance 400pc --nd local --out orionB_cores"
@@ -239,6 +240,11 @@ def _catalog_summary(result) -> str:
         text += (f"\n{faint} ok cores have low contrast over their background (column "
                  "low_contrast): mock cores like them read up to 0.3 dex too dense (README, "
                  "\"Core densities on mocks\")")
+    blended = int(np.sum(np.asarray(result["blended"]) & (np.asarray(result["status"]) == "ok")))
+    if blended:
+        text += (f"\n{blended} ok cores have another catalogued core's centre inside their "
+                 "aperture (column blended): mock cores like them read too dense, more than "
+                 "their intervals allow (README, \"Cores on dense gas\")")
     ratio = np.asarray(result["log_ratio"], float)
     ratio = ratio[np.isfinite(ratio)]
     if ratio.size:

@@ -13,7 +13,8 @@ Radii and positions are kept; densities are replaced by the corrected ones.
 - :mod:`._report`: :func:`write_outputs` (ECSV, FITS, DS9 regions, Fig. 10, CMF).
 """
 
-from ._apertures import SURROUNDINGS, MapStats, core_profile, draw_from_quantiles, measure_apertures
+from ._apertures import SURROUNDINGS, MapStats, blended_cores, core_profile, \
+    draw_from_quantiles, measure_apertures
 from ._correct import LOCAL, LOW_CONTRAST, SEPARATION, CorrectionOptions, correct_catalog, \
     between_cores_correlation, joint_draws, local_correlation, map_card, profile_term, \
     shared_error_matrix, term_method
@@ -23,7 +24,7 @@ from ._report import STATUS_COLORS, write_outputs
 
 __all__ = ["CatalogueColumns", "CorrectionOptions", "LOCAL", "LOW_CONTRAST", "MapStats",
            "SEPARATION", "STATUS_COLORS", "SURROUNDINGS", "between_cores_correlation",
-           "check_columns",
+           "blended_cores", "check_columns",
            "column_map", "core_coordinates", "core_mass_msun", "core_profile",
            "core_radius_pc", "correct_catalog", "draw_from_quantiles", "joint_draws",
            "local_correlation", "map_card", "measure_apertures", "profile_term",

@@ -37,12 +37,14 @@ class MapStats:
     background: np.ndarray        # median N_H (cm-2) in the SURROUNDINGS annulus, or NaN
     log_nm_surroundings: np.ndarray  # (5, N) median log10 <n>_m quantiles there, or NaN
     crowding: np.ndarray          # fraction of that annulus inside other cores, or NaN
+    blended: np.ndarray           # another core's centre inside the aperture (bool)
 
     @classmethod
     def empty(cls) -> "MapStats":
         """The statistics of no core."""
         return cls(np.zeros(0), np.zeros((5, 0)), np.zeros(0), np.zeros(0, bool),
-                   np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((5, 0)), np.zeros(0))
+                   np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((5, 0)), np.zeros(0),
+                   np.zeros(0, bool))
 
 
 def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: float) -> MapStats:
@@ -57,7 +59,8 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
     median N_H of its background and the median of each log10 <n>_m quantile plane there,
     the density of the gas the core sits in (A.4 with ``n_d`` local). ``crowding`` is the
     fraction of that annulus inside the other cores' apertures (their catalogued radii):
-    they are not left out of it (README, "Crowded cores": tried, not adopted).
+    they are not left out of it (README, "Crowded cores": tried, not adopted). ``blended``
+    marks a core whose aperture holds another core's centre (:func:`blended_cores`).
     """
     from photutils.aperture import ApertureStats, SkyCircularAnnulus, SkyCircularAperture
 
@@ -114,7 +117,37 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
                                                     r * u.arcsec, wcs,
                                                     background=background[i])
     return MapStats(nh, quant, valid, in_map, contrast, envelope, background, surroundings,
-                    crowding)
+                    crowding, blended_cores(coords, radius_arcsec))
+
+
+def blended_cores(coords: SkyCoord, radius_arcsec) -> np.ndarray:
+    """Whether another core's centre lies inside each core's aperture.
+
+    The aperture then holds a share of that neighbour's column, which no background
+    annulus removes: on mock cores such blended ones read too dense (README, "Cores on
+    dense gas"). Cores without a finite radius neither count nor are counted.
+
+    Parameters
+    ----------
+    coords : SkyCoord, shape (N,)
+    radius_arcsec : ndarray, shape (N,)
+        Aperture radii (arcsec).
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    radius_arcsec = np.asarray(radius_arcsec, dtype=np.float64)
+    out = np.zeros(len(radius_arcsec), dtype=bool)
+    usable = np.flatnonzero(np.isfinite(radius_arcsec) & (radius_arcsec > 0))
+    if usable.size < 2:
+        return out
+    reach = float(radius_arcsec[usable].max()) * u.arcsec
+    first, second, separation, _ = coords[usable].search_around_sky(coords[usable], reach)
+    pair = (first != second) & (separation.to_value(u.arcsec)
+                                < radius_arcsec[usable][first])
+    out[usable[first[pair]]] = True
+    return out
 
 
 def _aperture_mask(shape, xs, ys, radius_px) -> np.ndarray:

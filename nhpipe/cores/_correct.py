@@ -150,7 +150,8 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
     density of H nuclei), ``log_ratio`` = log10(nc_med / n_cat_h), ``mass_new`` (from
     nc_med), ``contrast`` and ``envelope`` (:func:`~nhpipe.cores.core_profile`),
     ``low_contrast`` (contrast below :data:`LOW_CONTRAST`), ``crowding`` (fraction of the
-    annulus 2R-3R inside other cores' apertures), ``valid_frac``,
+    annulus 2R-3R inside other cores' apertures), ``blended`` (another core's centre inside
+    the aperture, :func:`~nhpipe.cores.blended_cores`), ``valid_frac``,
     ``status`` (ok, inconsistent, outside, masked, filtered), ``reason`` (a
     :mod:`nhpipe.correction` code, -1 when not computed), ``frac_consistent`` (fraction
     of Monte-Carlo draws with a solution) and ``invalid_reason``.
@@ -250,6 +251,8 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
             f"contrast below {LOW_CONTRAST} (or none): n_c read too dense on mocks")
     add("crowding", np.where(measured, stats.crowding, np.nan), None,
         "fraction of the annulus 2R-3R inside other cores' apertures")
+    add("blended", measured & stats.blended, None,
+        "another catalogued core's centre inside the aperture: n_c read too dense on mocks")
     add("valid_frac", stats.valid_fraction, None, "fraction of valid aperture pixels")
     add("frac_consistent", np.where(measured, consistent, np.nan), None,
         "fraction of Monte-Carlo draws with a solution")
