@@ -99,7 +99,7 @@ def _write_regions(table, path, columns):
         if table["low_contrast"][i]:  # dashed: a density the mocks do not support
             region.visual["linestyle"] = "dashed"
             region.meta["tag"].append("low_contrast")
-        if "blended" in table.colnames and table["blended"][i]:
+        if table["blended"][i]:
             region.meta["tag"].append("blended")
         shapes.append(region)
     Regions(shapes).write(path, format="ds9", overwrite=True)
