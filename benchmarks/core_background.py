@@ -29,8 +29,8 @@ from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 from photutils.aperture import ApertureStats, SkyCircularAnnulus, SkyCircularAperture
 
-from nhpipe.cores import SURROUNDINGS, CatalogueColumns, core_coordinates, core_radius_pc, \
-    read_catalog
+from nhpipe.cores import SURROUNDINGS, CatalogueColumns, blended_cores, core_coordinates, \
+    core_radius_pc, read_catalog
 from nhpipe.sims.coremock import BEAM_ARCSEC, CLOUDS, DISTANCE_PC, PIXEL_ARCSEC, PLACEMENTS, \
     PROFILES, add_cores, make_mock
 from nhpipe.sims.observe import ARCSEC_PER_RAD, observe
@@ -58,7 +58,8 @@ SPREAD = (16, 50, 84)
 def core_columns(profile, cloud, placement, seed):
     """Per catalogued core: its own aperture column and the aperture column minus the
     background for each estimate of :data:`ESTIMATES` (cm-2 of N_H; shapes (n_cores,) and
-    (len(ESTIMATES), n_cores)), and whether it has a close neighbour (:func:`_neighboured`).
+    (len(ESTIMATES), n_cores)), and whether another catalogued core lies within
+    :data:`NEIGHBOUR_RADII` of its R_obs (:func:`nhpipe.cores.blended_cores`).
 
     The core's own column is rendered alone (:func:`nhpipe.sims.coremock.add_cores` on an
     empty map, through the beam); the map "without the other cores" is the bare cloud plus
@@ -88,20 +89,13 @@ def core_columns(profile, cloud, placement, seed):
         if ring.get_values(mock).size == 0:
             continue
         own[i] = ApertureStats(alone, aperture).mean
+        # Each image's aperture mean and annulus pixels once, for all its percentiles.
+        measured = {name: (ApertureStats(image, aperture).mean, ring.get_values(image))
+                    for name, image in images.items()}
         for k, (_, image, percentile) in enumerate(ESTIMATES):
-            excess[k, i] = (ApertureStats(images[image], aperture).mean
-                            - np.percentile(ring.get_values(images[image]), percentile))
-    return own, excess, _neighboured(coords, radius)
-
-
-def _neighboured(coords, radius_arcsec):
-    """Whether each core has another catalogued core within :data:`NEIGHBOUR_RADII` of its
-    R_obs (boolean, shape (n_cores,))."""
-    if len(coords) < 2:
-        return np.zeros(len(coords), dtype=bool)
-    separation = coords[:, None].separation(coords[None, :]).arcsec
-    np.fill_diagonal(separation, np.inf)
-    return separation.min(axis=1) < NEIGHBOUR_RADII * radius_arcsec
+            n_ap, values = measured[image]
+            excess[k, i] = n_ap - np.percentile(values, percentile)
+    return own, excess, blended_cores(coords, NEIGHBOUR_RADII * radius)
 
 
 def summarise(own, excess, neighboured):
@@ -129,7 +123,7 @@ def real_crowding(path=REAL_CATALOGUE):
     table = read_catalog(path)
     coords = core_coordinates(table, columns)
     radius = core_radius_pc(table, "observed", columns) / DISTANCE_PC * u.rad.to(u.arcsec)
-    return float(np.mean(_neighboured(coords, radius)))
+    return float(np.mean(blended_cores(coords, NEIGHBOUR_RADII * radius)))
 
 
 def header(seeds, real):
