@@ -10,11 +10,15 @@ log10(n_c / n_true) is scored. The term (an offset and a log-normal scatter adde
 Monte-Carlo draw) is then fitted on the cores of one cloud family, both profiles pooled
 (a catalogue does not say which profile a core has), so that its 68 % intervals hold 68 %
 of the true densities; the stored term does this in each tercile of the cores' envelope
-ratio, split at a contrast of 1 (:func:`nhpipe.cores.core_profile`, both measured on the
-map: the ratio tells an extended Plummer-like core from a sharp-edged sphere, which one
-pooled term cannot centre both; the contrast a faint core on a bright background, read
-too dense, from a bright one), with the pooled term for cores without them. Its coverage
-is measured on each profile in the other clouds. The cards get each method's term.
+ratio, split at a contrast of 1
+(:func:`nhpipe.cores.core_profile`, both measured on the map: the ratio tells an
+extended Plummer-like core from a sharp-edged sphere, which one pooled term cannot centre
+both; the contrast a faint core on a bright background, read too dense, from a bright
+one), with the pooled term for cores without them. Its coverage
+is measured on each profile in the other clouds, and by the ``blended`` flag (another
+catalogued core's centre inside the aperture). The cards get each method's term.
+``--blended-term`` gives the blended cores a term of their own (tried, not adopted:
+README, "Cores on dense gas").
 
 A network-free baseline is scored on the same cores: the background-subtracted aperture
 column over L_c (N_H in the aperture minus the median in the annulus 2R-3R, L_c drawn
@@ -81,8 +85,8 @@ def methods(l_d_pc, card_term=False):
 def score_family(cloud, profile, seeds, model, samples, options_list, folder,
                  placement="uniform"):
     """For each method, then the baseline: log10 draws of n_c (n_draws, n_cores), log10
-    n_true, envelope ratios and contrasts (n_cores,) of the cores each solves, in the mocks
-    of ``placement`` (:data:`nhpipe.sims.coremock.PLACEMENTS`)."""
+    n_true, envelope ratios, contrasts and blended flags (n_cores,) of the cores each
+    solves, in the mocks of ``placement`` (:data:`nhpipe.sims.coremock.PLACEMENTS`)."""
     scored = [[] for _ in range(len(options_list) + 1)]
     for seed in seeds:
         hdu, cores = _mock(profile, seed, cloud, placement)
@@ -95,12 +99,17 @@ def score_family(cloud, profile, seeds, model, samples, options_list, folder,
             table, nc = correct_catalog(cores, path, options)
             ok = np.asarray(table["status"]) == "ok"
             with np.errstate(divide="ignore", invalid="ignore"):
-                scored[k].append((np.log10(nc[:, ok]), truth[ok],
-                                  np.asarray(table["envelope"], float)[ok],
-                                  np.asarray(table["contrast"], float)[ok]))
+                scored[k].append((np.log10(nc[:, ok]), truth[ok], *_flags(table, ok)))
         scored[-1].append(_baseline(table, truth, options_list[0]))
-    return [tuple(np.concatenate([s[i] for s in rows], axis=-1) for i in range(4))
+    return [tuple(np.concatenate([s[i] for s in rows], axis=-1) for i in range(5))
             for rows in scored]
+
+
+def _flags(table, pick):
+    """Envelope ratio, contrast and blended flag of the cores ``pick`` of a table."""
+    return (np.asarray(table["envelope"], float)[pick],
+            np.asarray(table["contrast"], float)[pick],
+            np.asarray(table["blended"], bool)[pick])
 
 
 def _baseline(table, truth, options):
@@ -112,8 +121,7 @@ def _baseline(table, truth, options):
     rng = np.random.default_rng(options.seed)
     l_c = options.lc_factor * radius[ok] * PC_CM * rng.uniform(
         1 - options.lc_spread, 1 + options.lc_spread, (options.n_draws, int(ok.sum())))
-    return (np.log10(excess[ok] / l_c), truth[ok], np.asarray(table["envelope"], float)[ok],
-            np.asarray(table["contrast"], float)[ok])
+    return (np.log10(excess[ok] / l_c), truth[ok], *_flags(table, ok))
 
 
 def coverage(log_draws, log_truth, offset=0.0, scatter=0.0, seed=0):
@@ -155,27 +163,34 @@ def fit_term(log_draws, log_truth):
     return round(offset, 3), round(hi, 3)
 
 
-def fit_by_profile(log_draws, log_truth, envelope, contrast, pooled):
+def fit_by_profile(log_draws, log_truth, envelope, contrast, blended, pooled,
+                   blended_term=False):
     """The term of :func:`fit_term` in each bin of envelope ratio (:data:`ENVELOPE_BINS`
-    quantile bins) and contrast (:data:`TERM_CONTRAST_EDGES`), cores without either left
-    out, the ``pooled`` (offset, scatter) in bins of fewer than :data:`MIN_BIN_CORES`;
-    as stored in a card (:func:`nhpipe.cores.profile_term`)."""
-    known = np.isfinite(envelope) & np.isfinite(contrast)
+    quantile bins) and contrast (:data:`TERM_CONTRAST_EDGES`), fitted on the cores that
+    have both (with ``blended_term``, those that are not blended, and one term fitted on
+    the blended cores); the ``pooled`` (offset, scatter) where fewer than
+    :data:`MIN_BIN_CORES` cores are to fit; as stored in a card
+    (:func:`nhpipe.cores.profile_term`)."""
+    known = np.isfinite(envelope) & np.isfinite(contrast) & ~(blended & blended_term)
     edges = np.percentile(envelope[known], np.linspace(0, 100, ENVELOPE_BINS + 1)[1:-1])
     rows = np.digitize(envelope, edges)
     columns = np.digitize(contrast, TERM_CONTRAST_EDGES)
-    offsets, scatters = [], []
-    for row in range(ENVELOPE_BINS):
-        fits = []
-        for column in range(len(TERM_CONTRAST_EDGES) + 1):
-            pick = known & (rows == row) & (columns == column)
-            fits.append(fit_term(log_draws[:, pick], log_truth[pick])
-                        if pick.sum() >= MIN_BIN_CORES else pooled)
-        offsets.append([float(f[0]) for f in fits])
-        scatters.append([float(f[1]) for f in fits])
-    return {"envelope_edges": np.round(edges, 4).tolist(),
-            "contrast_edges": list(TERM_CONTRAST_EDGES), "offset_dex": offsets,
-            "scatter_dex": scatters}
+
+    def fit(pick):
+        return (fit_term(log_draws[:, pick], log_truth[pick])
+                if pick.sum() >= MIN_BIN_CORES else pooled)
+
+    fits = [[fit(known & (rows == row) & (columns == column))
+             for column in range(len(TERM_CONTRAST_EDGES) + 1)]
+            for row in range(ENVELOPE_BINS)]
+    term = {"envelope_edges": np.round(edges, 4).tolist(),
+            "contrast_edges": list(TERM_CONTRAST_EDGES),
+            "offset_dex": [[float(f[0]) for f in row] for row in fits],
+            "scatter_dex": [[float(f[1]) for f in row] for row in fits]}
+    if blended_term:
+        offset, scatter = fit(blended)
+        term["blended"] = {"offset_dex": float(offset), "scatter_dex": float(scatter)}
+    return term
 
 
 def _cells(row) -> str:
@@ -191,59 +206,70 @@ def _met(row) -> tuple[bool, bool]:
     return lo <= row["coverage_68"] <= hi, abs(row["median_dex"]) <= MEDIAN_TARGET
 
 
-def fit_terms(scored, clouds):
+def fit_terms(scored, clouds, blended_term=False):
     """The pooled (offset, scatter) and the term by envelope and contrast, fitted on the
     cores of ``clouds``, both profiles pooled."""
     cells = [scored[(cloud, p)] for cloud in clouds for p in PROFILES]
-    fit_data = [np.concatenate([f[i] for f in cells], axis=-1) for i in range(4)]
+    fit_data = [np.concatenate([f[i] for f in cells], axis=-1) for i in range(5)]
     offset, scatter = fit_term(*fit_data[:2])
-    return offset, scatter, fit_by_profile(*fit_data, pooled=(offset, scatter))
+    return offset, scatter, fit_by_profile(*fit_data, pooled=(offset, scatter),
+                                           blended_term=blended_term)
 
 
-def evaluate_method(scored, fit_on):
+def evaluate_method(scored, fit_on, blended_term=False):
     """Fit the pooled and the profile terms and score every (cloud, profile) cell without
     a term, with the pooled one and with the profile one.
 
-    ``scored`` maps (cloud, profile) to (log draws, log truth, envelope, contrast).
+    ``scored`` maps (cloud, profile) to (log draws, log truth, envelope, contrast,
+    blended).
     ``fit_on`` is a cloud family (its term scores every cell, its own included) or
     :data:`LEAVE_ONE_OUT` (each cloud's cells are scored with the terms fitted on the
-    other clouds; the stored term is fitted on all of them).
+    other clouds; the stored term is fitted on all of them). ``blended_term``: see
+    :func:`fit_by_profile`.
     """
-    stored = fit_terms(scored, CLOUDS if fit_on == LEAVE_ONE_OUT else [fit_on])
-    by_cloud = {cloud: fit_terms(scored, [c for c in CLOUDS if c != cloud])
+    stored = fit_terms(scored, CLOUDS if fit_on == LEAVE_ONE_OUT else [fit_on], blended_term)
+    by_cloud = {cloud: fit_terms(scored, [c for c in CLOUDS if c != cloud], blended_term)
                 if fit_on == LEAVE_ONE_OUT else stored for cloud in CLOUDS}
     rows = {}
-    for (cloud, profile), (draws, truth, envelope, contrast) in scored.items():
-        offset, scatter, binned = by_cloud[cloud]
+    for (cloud, profile), (draws, truth, *flags) in scored.items():
+        offset, scatter, _ = by_cloud[cloud]
         rows[f"{profile} in {cloud}"] = {
             "without_term": coverage(draws, truth),
             "pooled_term": coverage(draws, truth, offset, scatter),
-            "profile_term": coverage(draws, truth, *profile_term(
-                envelope, contrast, binned, offset, scatter))}
+            "profile_term": coverage(draws, truth, *_term(flags, by_cloud[cloud]))}
     offset, scatter, binned = stored
     return {"offset_dex": offset, "scatter_dex": scatter, "by_profile": binned,
             "terms_by_cloud": by_cloud, **rows}
 
 
-def by_contrast(scored, fitted):
-    """Cells of the profile term each cloud is scored with, by the cores' contrast,
-    profiles pooled."""
-    out = {}
+def _term(flags, fitted):
+    """Each core's (offset, scatter) from its (envelope, contrast, blended) ``flags`` and
+    the (pooled offset, pooled scatter, binned term) ``fitted``."""
+    envelope, contrast, blended = flags
+    offset, scatter, binned = fitted
+    return profile_term(envelope, contrast, binned, offset, scatter, blended)
+
+
+def by_split(scored, fitted):
+    """Cells of the profile term each cloud is scored with, by the cores' contrast and by
+    the blended flag, profiles pooled: ``{"by_contrast": ..., "by_blending": ...}``."""
+    out = {"by_contrast": {}, "by_blending": {}}
     lo, hi = CONTRAST_EDGES
     names = [f"< {lo:g}", f"{lo:g}-{hi:g}", f"> {hi:g}"]
     for cloud in CLOUDS:
-        draws, truth, envelope, contrast = (np.concatenate([scored[(cloud, p)][i]
-                                                            for p in PROFILES], axis=-1)
-                                            for i in range(4))
-        pooled_offset, pooled_scatter, binned = fitted["terms_by_cloud"][cloud]
-        offset, scatter = profile_term(envelope, contrast, binned, pooled_offset,
-                                       pooled_scatter)
+        draws, truth, *flags = (np.concatenate([scored[(cloud, p)][i] for p in PROFILES],
+                                               axis=-1) for i in range(5))
+        offset, scatter = _term(flags, fitted["terms_by_cloud"][cloud])
+        contrast, blended = flags[1], flags[2]
         bins = np.digitize(np.nan_to_num(contrast, nan=-1.0), CONTRAST_EDGES)
-        for b, name in enumerate(names):
-            pick = (bins == b) & np.isfinite(contrast)
+        picks = {("by_contrast", f"{cloud}, contrast {name}"):
+                 (bins == b) & np.isfinite(contrast) for b, name in enumerate(names)}
+        picks.update({("by_blending", f"{cloud}, blended {'yes' if flag else 'no'}"):
+                      blended == flag for flag in (True, False)})
+        for (split, key), pick in picks.items():
             if pick.any():
-                out[f"{cloud}, contrast {name}"] = coverage(
-                    draws[:, pick], truth[pick], offset[pick], scatter[pick])
+                out[split][key] = coverage(draws[:, pick], truth[pick], offset[pick],
+                                           scatter[pick])
     return out
 
 
@@ -260,6 +286,9 @@ def main():
     parser.add_argument("--placement", default="uniform", choices=PLACEMENTS,
                         help="where the mock cores are placed in their cloud "
                         "(nhpipe.sims.coremock.make_mock)")
+    parser.add_argument("--blended-term", action="store_true",
+                        help="give blended cores a term of their own, the bins fitted on "
+                        "the others (an experiment, README: tried, not adopted)")
     parser.add_argument("--write-card", action="store_true",
                         help="store each method's term fitted in --fit-on in each network's "
                         "card")
@@ -286,7 +315,11 @@ def main():
              f"{' and '.join(names)} (n_d from the <n_H>_m around each core), and a "
              f"network-free baseline ({BASELINE}). The model-error terms are fitted on the "
              f"cores of {fitted_in}, both profiles pooled: one pooled term, "
-             f"and the kind a card stores, one by terciles of the envelope ratio, each split at a "
+             "and the kind a card stores, "
+             + ("one for blended cores (another catalogued core's centre inside the "
+                "aperture, `blended` in the output table) and, for the others, "
+                if args.blended_term else "")
+             + "one by terciles of the envelope ratio, each split at a "
              f"contrast of {TERM_CONTRAST_EDGES[0]:g}; tested in the "
              f"{' and '.join(others)} clouds. ± is a standard error that treats the cores "
              "as independent (binomial for the coverage, a bootstrap over cores for the "
@@ -303,6 +336,11 @@ def main():
         f"{term_used}:", "",
         "| model | method | cloud | contrast | n | median log10(n_c/n_true) | 68 % range | "
         "68 % coverage | 95 % coverage |", "|---|---|---|---|---|---|---|---|---|"]
+    blending_lines = [
+        "", "By the cores' `blended` flag, both profiles pooled, with "
+        f"{term_used}:", "",
+        "| model | method | cloud | blended | n | median log10(n_c/n_true) | 68 % range | "
+        "68 % coverage | 95 % coverage |", "|---|---|---|---|---|---|---|---|---|"]
     baseline_done = False
     with tempfile.TemporaryDirectory() as folder:
         for model in args.models:
@@ -315,8 +353,8 @@ def main():
                 baseline_done = True
             for label, name, k in entries:
                 per_cell = {key: value[k] for key, value in scored.items()}
-                fitted = evaluate_method(per_cell, args.fit_on)
-                fitted["by_contrast"] = by_contrast(per_cell, fitted)
+                fitted = evaluate_method(per_cell, args.fit_on, args.blended_term)
+                fitted.update(by_split(per_cell, fitted))
                 by_cloud = fitted.pop("terms_by_cloud")
                 if args.fit_on == LEAVE_ONE_OUT:  # each cloud's own terms, kept in the JSON
                     fitted["terms_by_cloud"] = by_cloud
@@ -343,15 +381,23 @@ def main():
                     cloud, contrast = key.split(", contrast ")
                     contrast_lines.append(f"| {label} | {name} | {cloud} | {contrast} | "
                                           f"{row['cores']} | {_cells(row)} |")
+                for key, row in fitted["by_blending"].items():
+                    cloud, blended = key.split(", blended ")
+                    blending_lines.append(f"| {label} | {name} | {cloud} | {blended} | "
+                                          f"{row['cores']} | {_cells(row)} |")
             if args.write_card:
                 _write_card(model, result["models"][model], options_list, names, args, others)
-    report("\n".join(lines + rows_lines + contrast_lines), result, args.out)
+    report("\n".join(lines + rows_lines + contrast_lines + blending_lines), result, args.out)
 
 
 def _term_labels(offset, scatter, binned, fit_on):
     """The table's names of the three terms a cell is scored with."""
     profile = ("by envelope and contrast, fitted on the other clouds"
                if fit_on == LEAVE_ONE_OUT else "by envelope and contrast (stored)")
+    blended = binned.get("blended")
+    if blended:
+        profile += (f", blended cores {blended['offset_dex']:+.2f}/"
+                    f"{blended['scatter_dex']:.2f}, the others")
     return {"without_term": "none",
             "pooled_term": f"pooled {offset:+.2f} dex, scatter {scatter:.2f}",
             "profile_term": profile + " " + ", ".join(

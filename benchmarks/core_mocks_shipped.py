@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 from core_mocks import BASELINE, COVERAGE_TARGET, MEDIAN_TARGET, PLACED, _cells, _met, \
-    coverage, methods, score_family
+    _term, coverage, methods, score_family
 
 from _report import report  # benchmarks/ is the script's folder
-from nhpipe.cores import profile_term, term_method
+from nhpipe.cores import term_method
 from nhpipe.sims.coremock import CLOUDS, PLACEMENTS, PROFILES
 
 
@@ -68,13 +68,13 @@ def main():
             for label, name, k in entries:
                 per_cell = {key: value[k] for key, value in scored.items()}
                 if label == "-":
-                    cells = {key: coverage(draws, truth, *profile_term(
-                        envelope, contrast, stored["by_profile"], stored["offset_dex"],
-                        stored["scatter_dex"]))
-                        for key, (draws, truth, envelope, contrast) in per_cell.items()}
+                    fitted = (stored["offset_dex"], stored["scatter_dex"],
+                              stored["by_profile"])
+                    cells = {key: coverage(draws, truth, *_term(flags, fitted))
+                             for key, (draws, truth, *flags) in per_cell.items()}
                 else:  # the draws already hold the card's term
                     cells = {key: coverage(draws, truth)
-                             for key, (draws, truth, _, _) in per_cell.items()}
+                             for key, (draws, truth, *_) in per_cell.items()}
                 met = [0, 0]
                 for (cloud, profile), row in cells.items():
                     rows_lines.append(f"| {label} | {name} | {profile} in {cloud} | "

@@ -876,6 +876,15 @@ def test_profile_term_by_bin():
     np.testing.assert_allclose(scatter, [0.0, 0.1, 0.3, 0.35, 0.25, 0.25])
     offset, scatter = profile_term([0.1, np.nan], [1.0, 1.0], None, 0.05, 0.2)
     np.testing.assert_allclose(offset, [0.05, 0.05])
+    # A blended core gets the blended term whatever its bins (known or not); a card
+    # without one (older) leaves it its bins' term.
+    blended = [True, False, False, False, True, False]
+    offset, scatter = profile_term(envelope, contrast, term, 0.05, 0.25, blended)
+    np.testing.assert_allclose(offset, [0.3, 0.1, -0.1, -0.2, 0.05, 0.05])
+    term["blended"] = {"offset_dex": -0.3, "scatter_dex": 0.5}
+    offset, scatter = profile_term(envelope, contrast, term, 0.05, 0.25, blended)
+    np.testing.assert_allclose(offset, [-0.3, 0.1, -0.1, -0.2, -0.3, 0.05])
+    np.testing.assert_allclose(scatter, [0.5, 0.1, 0.3, 0.35, 0.5, 0.25])
 
 
 def test_profile_term_moves_each_core_by_its_bin(tmp_path):
@@ -894,6 +903,30 @@ def test_profile_term_moves_each_core_by_its_bin(tmp_path):
     np.testing.assert_allclose(np.log10(moved["nc_med"] / plain["nc_med"]), [0.2, -0.1],
                                atol=1e-9)
     assert '"contrast_edges": [1.0]' in moved.meta["model_profile_term"]
+
+
+def test_profile_term_gives_blended_cores_their_own(tmp_path):
+    """A third core 1" from the sharp one's centre blends both: they get the blended
+    term, the extended core keeps its bin's."""
+    from dataclasses import replace
+
+    ra, dec = [85.5, 85.5, 85.5], [-1.0, -1.03, -1.0003]
+    path = _sharp_and_extended_cores(tmp_path / "map.fits", ra, dec)
+    base = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0, model_offset_dex=0.0,
+                             model_scatter_dex=0.0)
+    plain, _ = correct_catalog(_cores(ra, dec), path, base)
+    term = {"envelope_edges": [0.5], "contrast_edges": [1.0],
+            "offset_dex": [[0.5, 0.2], [0.5, -0.1]], "scatter_dex": [[0.0, 0.0], [0.0, 0.0]],
+            "blended": {"offset_dex": -0.4, "scatter_dex": 0.0}}
+    moved, draws = correct_catalog(_cores(ra, dec), path,
+                                   replace(base, model_profile_term=term))
+    assert list(moved["blended"]) == [True, False, True]
+    np.testing.assert_allclose(np.log10(moved["nc_med"] / plain["nc_med"])[:2], [-0.4, -0.1],
+                               atol=1e-9)
+    # DS9 gets the flag as a tag, to select or hide the blended cores.
+    regions = Regions.read(write_outputs(moved, tmp_path / "out", draws=draws)[".reg"],
+                           format="ds9")
+    assert ["blended" in r.meta["tag"] for r in regions] == [True, False, True]
 
 
 class TestModelTermFromCard:
@@ -936,7 +969,7 @@ class TestModelTermFromCard:
         shift = np.log10(result["nc_med"] / off["nc_med"])
         expected, _ = profile_term(result["envelope"], result["contrast"],
                                    term.get("by_profile"), term["offset_dex"],
-                                   term["scatter_dex"])
+                                   term["scatter_dex"], result["blended"])
         np.testing.assert_allclose(shift, expected, atol=0.03)
 
     def test_a_map_recalibrated_otherwise_gets_no_term(self, tmp_path):

@@ -84,7 +84,9 @@ class CorrectionOptions:
     and contrast (``model_profile_term``, :func:`profile_term`: one offset and scatter per
     bin of the two, the pooled term for a core without them), since an extended
     Plummer-like core and a sharp-edged one are read differently, and a faint core on a
-    bright background otherwise than a bright one. The terms are fitted on mock cores
+    bright background otherwise than a bright one; a blended core (another core's centre
+    inside its aperture) has a term of its own, since its neighbour's column makes it read
+    too dense whatever its bins. The terms are fitted on mock cores
     (Plummer-like and uniform spheres) in one cloud family and tested in the others
     (``benchmarks/core_mocks.py``; README, "Core densities on mocks"), for each network,
     with the cores placed uniformly; they do not hold for cores on a cloud's structured
@@ -514,9 +516,11 @@ def _same_priors(a: dict, b: dict) -> bool:
     return True
 
 
-def profile_term(envelope, contrast, term: dict | None, offset: float, scatter: float):
-    """Each core's model-error offset and scatter (dex) from its envelope ratio and its
-    contrast (:func:`~nhpipe.cores.core_profile`).
+def profile_term(envelope, contrast, term: dict | None, offset: float, scatter: float,
+                 blended=None):
+    """Each core's model-error offset and scatter (dex) from its envelope ratio, its
+    contrast (:func:`~nhpipe.cores.core_profile`) and whether it is blended
+    (:func:`~nhpipe.cores.blended_cores`).
 
     Parameters
     ----------
@@ -525,9 +529,14 @@ def profile_term(envelope, contrast, term: dict | None, offset: float, scatter: 
     term : dict or None
         ``envelope_edges`` (inner bin edges, ascending, K values), ``contrast_edges``
         (J values), ``offset_dex`` and ``scatter_dex`` (K + 1 lists of J + 1 values: one
-        per envelope bin, then contrast bin); None gives every core the pooled term.
+        per envelope bin, then contrast bin), and optionally ``blended``
+        (``offset_dex`` and ``scatter_dex``: one term for every blended core, whose
+        aperture holds a neighbour's column, whatever its bins; a card without it, older,
+        gives blended cores their bins' term); None gives every core the pooled term.
     offset, scatter : float
         The pooled term, for cores without a ratio or a contrast.
+    blended : ndarray of bool, shape (N,), optional
+        The cores' ``blended`` flags; None: none is.
 
     Returns
     -------
@@ -540,8 +549,13 @@ def profile_term(envelope, contrast, term: dict | None, offset: float, scatter: 
     row = np.digitize(np.nan_to_num(envelope, nan=0.0), term["envelope_edges"])
     column = np.digitize(np.nan_to_num(contrast, nan=0.0), term["contrast_edges"])
     known = np.isfinite(envelope) & np.isfinite(contrast)
-    return (np.where(known, np.asarray(term["offset_dex"], float)[row, column], offset),
-            np.where(known, np.asarray(term["scatter_dex"], float)[row, column], scatter))
+    offsets = np.where(known, np.asarray(term["offset_dex"], float)[row, column], offset)
+    scatters = np.where(known, np.asarray(term["scatter_dex"], float)[row, column], scatter)
+    if blended is not None and "blended" in term:
+        blended = np.asarray(blended, dtype=bool)
+        offsets = np.where(blended, term["blended"]["offset_dex"], offsets)
+        scatters = np.where(blended, term["blended"]["scatter_dex"], scatters)
+    return offsets, scatters
 
 
 def _solve_draws(stats, radius_pc, options: CorrectionOptions, rho=None):
@@ -595,7 +609,8 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions, rho=None):
     knots, knot_reason = solve(stats.log_nm_quantiles)   # rows Q02_5, Q16, Q50, Q84, Q97_5
     n_c, reason = solve(log_nm, l_c_draws, diffuse_draws)
     offset, scatter = profile_term(stats.envelope, stats.contrast, options.model_profile_term,
-                                   options.model_offset_dex, options.model_scatter_dex)
+                                   options.model_offset_dex, options.model_scatter_dex,
+                                   stats.blended)
     term = bool(np.any(offset) or np.any(scatter))
     if term:
         n_c = n_c * 10 ** (offset + scatter * rng.standard_normal(shape))
