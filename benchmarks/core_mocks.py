@@ -73,10 +73,11 @@ def _mock(profile, seed, cloud, placement):
     return make_mock(profile, seed=seed, cloud=cloud, placement=placement)
 
 
-def methods(l_d_pc, card_term=False):
+def methods(l_d_pc, card_term=False, lc_spread=CorrectionOptions.lc_spread):
     """The two corrections scored, as CorrectionOptions without a term (or, with
-    ``card_term``, with the term of the map's card, as ``nhpipe catalog`` applies it)."""
-    base = {"distance_pc": 400.0}
+    ``card_term``, with the term of the map's card, as ``nhpipe catalog`` applies it),
+    with the prior L_c / R uniform in 2 x [1 - ``lc_spread``, 1 + ``lc_spread``]."""
+    base = {"distance_pc": 400.0, "lc_spread": lc_spread}
     if not card_term:
         base.update(model_offset_dex=0.0, model_scatter_dex=0.0)
     return [CorrectionOptions(l_d_pc=l_d_pc, **base), CorrectionOptions(n_d=LOCAL, **base)]
@@ -289,6 +290,8 @@ def main():
     parser.add_argument("--blended-term", action="store_true",
                         help="give blended cores a term of their own, the bins fitted on "
                         "the others (an experiment, README: tried, not adopted)")
+    parser.add_argument("--lc-spread", type=float, default=CorrectionOptions.lc_spread,
+                        help="the prior's spread of L_c / R (nhpipe catalog --lc-spread)")
     parser.add_argument("--write-card", action="store_true",
                         help="store each method's term fitted in --fit-on in each network's "
                         "card")
@@ -300,7 +303,7 @@ def main():
                  "stores is fitted on all three)" if lofo else f"the {args.fit_on} clouds")
     term_used = ("the envelope-and-contrast term fitted on the other clouds" if lofo
                  else "the stored term")
-    options_list = methods(args.ld)
+    options_list = methods(args.ld, lc_spread=args.lc_spread)
     names = [term_method(o)["method"] for o in options_list]
     result = {"samples": args.samples, "seeds": args.seeds, "fit_on": args.fit_on,
               "placement": args.placement,
@@ -308,10 +311,14 @@ def main():
     head = ("| model | method | cores | term | n | median log10(n_c/n_true) | 68 % range | "
             "68 % coverage | 95 % coverage |")
     placed = "" if args.placement == "uniform" else f", {PLACED[args.placement]}"
+    lc = CorrectionOptions.lc_factor
+    priors = ("default priors" if args.lc_spread == CorrectionOptions.lc_spread else
+              f"default priors but L_c / R in {lc * (1 - args.lc_spread):g}-"
+              f"{lc * (1 + args.lc_spread):g}")
     lines = [f"Cores of mock HGBS maps{placed} (400 pc, 18.2\"; radii and masses as in "
              f"Konyves et al. "
              f"2020, catalogued when they stand 5 sigma above the cloud's fluctuations), "
-             f"{args.samples} samples, default priors, seeds {args.seeds}. Methods: "
+             f"{args.samples} samples, {priors}, seeds {args.seeds}. Methods: "
              f"{' and '.join(names)} (n_d from the <n_H>_m around each core), and a "
              f"network-free baseline ({BASELINE}). The model-error terms are fitted on the "
              f"cores of {fitted_in}, both profiles pooled: one pooled term, "
