@@ -32,12 +32,13 @@ import argparse
 import functools
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 import nhpipe
 from nhpipe.cores import LOCAL, LOW_CONTRAST, CatalogueColumns, CorrectionOptions, \
-    core_radius_pc, correct_catalog, profile_term, term_method
+    core_radius_pc, correct_catalog, profile_term, profile_width, term_method
 from nhpipe.sims.coremock import CLOUDS, PLACEMENTS, PROFILES, make_mock
 from nhpipe.units import PC_CM
 
@@ -125,16 +126,20 @@ def _baseline(table, truth, options):
     return (np.log10(excess[ok] / l_c), truth[ok], *_flags(table, ok))
 
 
-def coverage(log_draws, log_truth, offset=0.0, scatter=0.0, seed=0):
+def coverage(log_draws, log_truth, offset=0.0, scatter=0.0, width=1.0, seed=0):
     """68 % and 95 % coverage, and the median residual, with a model-error term
-    (``offset`` and ``scatter`` in dex: numbers, or one per core).
+    (``offset`` and ``scatter`` in dex, ``width`` a factor on the draws' spread about
+    their median, as :func:`nhpipe.cores.profile_width` applies it: numbers, or one per
+    core).
 
     Standard errors treat the cores as independent (binomial for the coverages, a
     bootstrap over cores for the median): a lower bound, since the cores of one map share
     its cloud and the network's errors there.
     """
     noise = np.random.default_rng(seed).standard_normal(log_draws.shape)
-    widened = log_draws + offset + scatter * noise
+    with np.errstate(invalid="ignore"):
+        median = np.nanmedian(log_draws, axis=0)
+    widened = median + width * (log_draws - median) + offset + scatter * noise
     q = np.nanpercentile(widened, [2.5, 16, 50, 84, 97.5], axis=0)
     inside68 = (q[1] <= log_truth) & (log_truth <= q[3])
     inside95 = (q[0] <= log_truth) & (log_truth <= q[4])
@@ -150,35 +155,55 @@ def coverage(log_draws, log_truth, offset=0.0, scatter=0.0, seed=0):
             "p84_dex": float(np.percentile(residual, 84))}
 
 
-def fit_term(log_draws, log_truth):
+def fit_term(log_draws, log_truth, narrow=False):
     """The offset (minus the median residual) and the scatter (dex) that make the 68 %
-    intervals hold 68 % of the truths, by bisection."""
+    intervals hold 68 % of the truths, by bisection; with ``narrow``, where they hold more
+    without a scatter, the width factor below 1 that brings them to 68 % instead (else
+    1): ``(offset, scatter, width)``."""
     offset = -coverage(log_draws, log_truth)["median_dex"]
-    lo, hi = 0.0, 2.0
-    for _ in range(30):
+    if narrow and coverage(log_draws, log_truth, offset)["coverage_68"] > 0.68:
+        width = _bisect(lambda w: coverage(log_draws, log_truth, offset, 0.0, w)
+                        ["coverage_68"] < 0.68, 0.0, 1.0)
+        return round(offset, 3), 0.0, round(width, 3)
+    scatter = _bisect(lambda s: coverage(log_draws, log_truth, offset, s)["coverage_68"]
+                      < 0.68, 0.0, 2.0)
+    return round(offset, 3), round(scatter, 3), 1.0
+
+
+def _bisect(too_narrow, lo, hi, steps=30):
+    """The least value in [lo, hi] at which ``too_narrow`` turns false (it must turn
+    once, as coverage grows with the value)."""
+    for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        if coverage(log_draws, log_truth, offset, mid)["coverage_68"] < 0.68:
-            lo = mid
-        else:
-            hi = mid
-    return round(offset, 3), round(hi, 3)
+        lo, hi = (mid, hi) if too_narrow(mid) else (lo, mid)
+    return hi
+
+
+class TermKind(NamedTuple):
+    """What the binned term may do beyond the stored one (experiments, README: tried,
+    not adopted): ``blended``, give blended cores a term of their own, the bins fitted
+    on the others; ``narrow``, fit a width factor below 1 where the priors alone make
+    the intervals too wide (:func:`fit_term`)."""
+
+    blended: bool = False
+    narrow: bool = False
 
 
 def fit_by_profile(log_draws, log_truth, envelope, contrast, blended, pooled,
-                   blended_term=False):
+                   kind=TermKind()):
     """The term of :func:`fit_term` in each bin of envelope ratio (:data:`ENVELOPE_BINS`
     quantile bins) and contrast (:data:`TERM_CONTRAST_EDGES`), fitted on the cores that
-    have both (with ``blended_term``, those that are not blended, and one term fitted on
-    the blended cores); the ``pooled`` (offset, scatter) where fewer than
-    :data:`MIN_BIN_CORES` cores are to fit; as stored in a card
-    (:func:`nhpipe.cores.profile_term`)."""
-    known = np.isfinite(envelope) & np.isfinite(contrast) & ~(blended & blended_term)
+    have both (with ``kind.blended``, those that are not blended, and one term fitted on
+    the blended cores; with ``kind.narrow``, each with its width factor); the ``pooled``
+    (offset, scatter, width) where fewer than :data:`MIN_BIN_CORES` cores are to fit; as
+    stored in a card (:func:`nhpipe.cores.profile_term`)."""
+    known = np.isfinite(envelope) & np.isfinite(contrast) & ~(blended & kind.blended)
     edges = np.percentile(envelope[known], np.linspace(0, 100, ENVELOPE_BINS + 1)[1:-1])
     rows = np.digitize(envelope, edges)
     columns = np.digitize(contrast, TERM_CONTRAST_EDGES)
 
     def fit(pick):
-        return (fit_term(log_draws[:, pick], log_truth[pick])
+        return (fit_term(log_draws[:, pick], log_truth[pick], kind.narrow)
                 if pick.sum() >= MIN_BIN_CORES else pooled)
 
     fits = [[fit(known & (rows == row) & (columns == column))
@@ -188,9 +213,12 @@ def fit_by_profile(log_draws, log_truth, envelope, contrast, blended, pooled,
             "contrast_edges": list(TERM_CONTRAST_EDGES),
             "offset_dex": [[float(f[0]) for f in row] for row in fits],
             "scatter_dex": [[float(f[1]) for f in row] for row in fits]}
-    if blended_term:
-        offset, scatter = fit(blended)
-        term["blended"] = {"offset_dex": float(offset), "scatter_dex": float(scatter)}
+    if kind.narrow:
+        term["width"] = [[float(f[2]) for f in row] for row in fits]
+    if kind.blended:
+        offset, scatter, width = fit(blended)
+        term["blended"] = {"offset_dex": float(offset), "scatter_dex": float(scatter),
+                           **({"width": float(width)} if kind.narrow else {})}
     return term
 
 
@@ -207,17 +235,17 @@ def _met(row) -> tuple[bool, bool]:
     return lo <= row["coverage_68"] <= hi, abs(row["median_dex"]) <= MEDIAN_TARGET
 
 
-def fit_terms(scored, clouds, blended_term=False):
+def fit_terms(scored, clouds, kind=TermKind()):
     """The pooled (offset, scatter) and the term by envelope and contrast, fitted on the
     cores of ``clouds``, both profiles pooled."""
     cells = [scored[(cloud, p)] for cloud in clouds for p in PROFILES]
     fit_data = [np.concatenate([f[i] for f in cells], axis=-1) for i in range(5)]
-    offset, scatter = fit_term(*fit_data[:2])
-    return offset, scatter, fit_by_profile(*fit_data, pooled=(offset, scatter),
-                                           blended_term=blended_term)
+    offset, scatter, _ = fit_term(*fit_data[:2])
+    return offset, scatter, fit_by_profile(*fit_data, pooled=(offset, scatter, 1.0),
+                                           kind=kind)
 
 
-def evaluate_method(scored, fit_on, blended_term=False):
+def evaluate_method(scored, fit_on, kind=TermKind()):
     """Fit the pooled and the profile terms and score every (cloud, profile) cell without
     a term, with the pooled one and with the profile one.
 
@@ -225,11 +253,11 @@ def evaluate_method(scored, fit_on, blended_term=False):
     blended).
     ``fit_on`` is a cloud family (its term scores every cell, its own included) or
     :data:`LEAVE_ONE_OUT` (each cloud's cells are scored with the terms fitted on the
-    other clouds; the stored term is fitted on all of them). ``blended_term``: see
-    :func:`fit_by_profile`.
+    other clouds; the stored term is fitted on all of them). ``kind``: see
+    :class:`TermKind`.
     """
-    stored = fit_terms(scored, CLOUDS if fit_on == LEAVE_ONE_OUT else [fit_on], blended_term)
-    by_cloud = {cloud: fit_terms(scored, [c for c in CLOUDS if c != cloud], blended_term)
+    stored = fit_terms(scored, CLOUDS if fit_on == LEAVE_ONE_OUT else [fit_on], kind)
+    by_cloud = {cloud: fit_terms(scored, [c for c in CLOUDS if c != cloud], kind)
                 if fit_on == LEAVE_ONE_OUT else stored for cloud in CLOUDS}
     rows = {}
     for (cloud, profile), (draws, truth, *flags) in scored.items():
@@ -244,11 +272,12 @@ def evaluate_method(scored, fit_on, blended_term=False):
 
 
 def _term(flags, fitted):
-    """Each core's (offset, scatter) from its (envelope, contrast, blended) ``flags`` and
-    the (pooled offset, pooled scatter, binned term) ``fitted``."""
+    """Each core's (offset, scatter, width) from its (envelope, contrast, blended)
+    ``flags`` and the (pooled offset, pooled scatter, binned term) ``fitted``."""
     envelope, contrast, blended = flags
     offset, scatter, binned = fitted
-    return profile_term(envelope, contrast, binned, offset, scatter, blended)
+    return (*profile_term(envelope, contrast, binned, offset, scatter, blended),
+            profile_width(envelope, contrast, binned, blended))
 
 
 def by_split(scored, fitted):
@@ -260,7 +289,7 @@ def by_split(scored, fitted):
     for cloud in CLOUDS:
         draws, truth, *flags = (np.concatenate([scored[(cloud, p)][i] for p in PROFILES],
                                                axis=-1) for i in range(5))
-        offset, scatter = _term(flags, fitted["terms_by_cloud"][cloud])
+        term = _term(flags, fitted["terms_by_cloud"][cloud])
         contrast, blended = flags[1], flags[2]
         bins = np.digitize(np.nan_to_num(contrast, nan=-1.0), CONTRAST_EDGES)
         picks = {("by_contrast", f"{cloud}, contrast {name}"):
@@ -269,8 +298,8 @@ def by_split(scored, fitted):
                       blended == flag for flag in (True, False)})
         for (split, key), pick in picks.items():
             if pick.any():
-                out[split][key] = coverage(draws[:, pick], truth[pick], offset[pick],
-                                           scatter[pick])
+                out[split][key] = coverage(draws[:, pick], truth[pick],
+                                           *(part[pick] for part in term))
     return out
 
 
@@ -290,6 +319,13 @@ def main():
     parser.add_argument("--blended-term", action="store_true",
                         help="give blended cores a term of their own, the bins fitted on "
                         "the others (an experiment, README: tried, not adopted)")
+    parser.add_argument("--narrow-term", action="store_true",
+                        help="let each bin's term narrow the intervals by a width factor "
+                        "where the priors alone make them too wide (an experiment, README: "
+                        "tried, not adopted)")
+    parser.add_argument("--cache", default=None,
+                        help="a folder that keeps each network's scored draws (NPZ), so "
+                        "that a rerun with other terms skips the networks")
     parser.add_argument("--lc-spread", type=float, default=CorrectionOptions.lc_spread,
                         help="the prior's spread of L_c / R (nhpipe catalog --lc-spread)")
     parser.add_argument("--write-card", action="store_true",
@@ -327,7 +363,11 @@ def main():
                 "aperture, `blended` in the output table) and, for the others, "
                 if args.blended_term else "")
              + "one by terciles of the envelope ratio, each split at a "
-             f"contrast of {TERM_CONTRAST_EDGES[0]:g}; tested in the "
+             f"contrast of {TERM_CONTRAST_EDGES[0]:g}"
+             + (" (each with a width factor on the draws' spread about their median, "
+                "below 1 where the priors alone are too wide: 'xW' in the term's column)"
+                if args.narrow_term else "")
+             + f"; tested in the "
              f"{' and '.join(others)} clouds. ± is a standard error that treats the cores "
              "as independent (binomial for the coverage, a bootstrap over cores for the "
              "median): a lower bound, since the cores of one map share its cloud.", "",
@@ -351,16 +391,15 @@ def main():
     baseline_done = False
     with tempfile.TemporaryDirectory() as folder:
         for model in args.models:
-            scored = {(c, p): score_family(c, p, args.seeds, model, args.samples,
-                                           options_list, folder, placement=args.placement)
-                      for c in CLOUDS for p in PROFILES}
+            scored = _scored(model, args, options_list, folder)
             entries = [(model, name, k) for k, name in enumerate(names)]
             if not baseline_done:  # the same for every network: the map's N_H only
                 entries.append(("-", BASELINE, len(names)))
                 baseline_done = True
             for label, name, k in entries:
                 per_cell = {key: value[k] for key, value in scored.items()}
-                fitted = evaluate_method(per_cell, args.fit_on, args.blended_term)
+                fitted = evaluate_method(per_cell, args.fit_on,
+                                         TermKind(args.blended_term, args.narrow_term))
                 fitted.update(by_split(per_cell, fitted))
                 by_cloud = fitted.pop("terms_by_cloud")
                 if args.fit_on == LEAVE_ONE_OUT:  # each cloud's own terms, kept in the JSON
@@ -397,6 +436,31 @@ def main():
     report("\n".join(lines + rows_lines + contrast_lines + blending_lines), result, args.out)
 
 
+def _scored(model, args, options_list, folder):
+    """``score_family`` of every (cloud, profile) cell, kept in (or read from) the
+    ``--cache`` folder when one is given."""
+    def run():
+        return {(c, p): score_family(c, p, args.seeds, model, args.samples, options_list,
+                                     folder, placement=args.placement)
+                for c in CLOUDS for p in PROFILES}
+
+    if args.cache is None:
+        return run()
+    seeds = "-".join(map(str, args.seeds))
+    path = (Path(args.cache) / f"{model}_{args.placement}_{args.samples}_{seeds}_"
+            f"ld{args.ld:g}_lc{args.lc_spread:g}.npz")
+    if path.exists():
+        with np.load(path) as kept:
+            return {(c, p): [tuple(kept[f"{c}|{p}|{k}|{i}"] for i in range(5))
+                             for k in range(len(options_list) + 1)]
+                    for c in CLOUDS for p in PROFILES}
+    scored = run()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{f"{c}|{p}|{k}|{i}": part for (c, p), rows in scored.items()
+                      for k, row in enumerate(rows) for i, part in enumerate(row)})
+    return scored
+
+
 def _term_labels(offset, scatter, binned, fit_on):
     """The table's names of the three terms a cell is scored with."""
     profile = ("by envelope and contrast, fitted on the other clouds"
@@ -404,13 +468,17 @@ def _term_labels(offset, scatter, binned, fit_on):
     blended = binned.get("blended")
     if blended:
         profile += (f", blended cores {blended['offset_dex']:+.2f}/"
-                    f"{blended['scatter_dex']:.2f}, the others")
+                    f"{blended['scatter_dex']:.2f}"
+                    + (f" x{blended['width']:.2f}" if "width" in blended else "")
+                    + ", the others")
+    widths = binned.get("width", [[None] * len(row) for row in binned["offset_dex"]])
     return {"without_term": "none",
             "pooled_term": f"pooled {offset:+.2f} dex, scatter {scatter:.2f}",
             "profile_term": profile + " " + ", ".join(
-                f"{o:+.2f}/{s:.2f}" for orow, srow in zip(binned["offset_dex"],
-                                                          binned["scatter_dex"])
-                for o, s in zip(orow, srow))}
+                f"{o:+.2f}/{s:.2f}" + ("" if w is None else f" x{w:.2f}")
+                for orow, srow, wrow in zip(binned["offset_dex"], binned["scatter_dex"],
+                                            widths)
+                for o, s, w in zip(orow, srow, wrow))}
 
 
 def _write_card(model, fits, options_list, names, args, others):

@@ -887,6 +887,55 @@ def test_profile_term_by_bin():
     np.testing.assert_allclose(scatter, [0.5, 0.1, 0.3, 0.35, 0.5, 0.25])
 
 
+def test_profile_width_by_bin():
+    from nhpipe.cores import profile_width
+    from nhpipe.cores._correct import spread_about_median
+
+    term = {"envelope_edges": [0.5], "contrast_edges": [1.0],
+            "offset_dex": [[0.0, 0.0], [0.0, 0.0]], "scatter_dex": [[0.0, 0.0], [0.0, 0.0]]}
+    envelope, contrast = [0.1, 0.9, 0.9, np.nan], [2.0, 0.5, 2.0, 2.0]
+    # A term without widths (every card so far) keeps the draws' spread.
+    np.testing.assert_array_equal(profile_width(envelope, contrast, term), 1.0)
+    term["width"] = [[0.9, 0.8], [0.7, 0.6]]
+    np.testing.assert_allclose(profile_width(envelope, contrast, term), [0.8, 0.7, 0.6, 1.0])
+    term["blended"] = {"offset_dex": 0.0, "scatter_dex": 0.3, "width": 1.0}
+    np.testing.assert_allclose(profile_width(envelope, contrast, term,
+                                             [False, True, False, False]),
+                               [0.8, 1.0, 0.6, 1.0])
+    # Spread about the median in log: the median stays, every deviation scales.
+    draws = 10.0 ** np.array([[3.0, 4.0], [4.0, np.nan], [5.0, 6.0]])
+    out = np.log10(spread_about_median(draws, np.array([0.5, 1.0])))
+    np.testing.assert_allclose(out[:, 0], [3.5, 4.0, 4.5])
+    np.testing.assert_allclose(out[[0, 2], 1], [4.0, 6.0])
+    assert np.isnan(out[1, 1])
+
+
+def test_profile_width_narrows_the_interval_in_correct_catalog(tmp_path):
+    """Through the code path of `nhpipe catalog`: with L_c's prior as the only spread, a
+    width of 0.5 halves the 68 % interval in log and keeps the median."""
+    from dataclasses import replace
+
+    ra, dec = [85.5, 85.5], [-1.0, -1.03]
+    path = _sharp_and_extended_cores(tmp_path / "map.fits", ra, dec)
+    zero = [[0.0, 0.0], [0.0, 0.0]]
+    term = {"envelope_edges": [0.5], "contrast_edges": [1.0], "offset_dex": zero,
+            "scatter_dex": zero}
+    base = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0, ld_dex=0.0,
+                             model_offset_dex=0.0, model_scatter_dex=0.0,
+                             model_profile_term=term)
+    wide, _ = correct_catalog(_cores(ra, dec), path, base)
+    narrow, _ = correct_catalog(_cores(ra, dec), path, replace(
+        base, model_profile_term={**term, "width": [[0.5, 0.5], [0.5, 0.5]]}))
+
+    def log_width(t):
+        return np.log10(t["nc_hi68"] / t["nc_lo68"])
+
+    assert np.all(log_width(wide) > 0.01)
+    np.testing.assert_allclose(log_width(narrow), 0.5 * log_width(wide), rtol=0.02)
+    # (1000 draws: the median is the mean of the two middle ones, in linear n_c)
+    np.testing.assert_allclose(narrow["nc_med"], wide["nc_med"], rtol=1e-5)
+
+
 def test_profile_term_moves_each_core_by_its_bin(tmp_path):
     """A sharp-edged core (ratio ~0) and an extended one (ratio ~1), both of contrast 10,
     get their own bin's offset."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -82,7 +83,9 @@ class CorrectionOptions:
     map's MODELSHA is that card's and the card holds a term fitted for this method and
     these priors (:func:`term_method`); such a term depends on each core's envelope ratio
     and contrast (``model_profile_term``, :func:`profile_term`: one offset and scatter per
-    bin of the two, the pooled term for a core without them), since an extended
+    bin of the two, the pooled term for a core without them; a term may also hold a width
+    factor per bin, :func:`profile_width`, that narrows the draws about their median),
+    since an extended
     Plummer-like core and a sharp-edged one are read differently, and a faint core on a
     bright background otherwise than a bright one; a blended core (another core's centre
     inside its aperture) has a term of its own, since its neighbour's column makes it read
@@ -532,7 +535,8 @@ def profile_term(envelope, contrast, term: dict | None, offset: float, scatter: 
         per envelope bin, then contrast bin), and optionally ``blended``
         (``offset_dex`` and ``scatter_dex``: one term for every blended core, whose
         aperture holds a neighbour's column, whatever its bins; a card without it, older,
-        gives blended cores their bins' term); None gives every core the pooled term.
+        gives blended cores their bins' term), and optionally ``width`` (factors in the
+        same layout, :func:`profile_width`); None gives every core the pooled term.
     offset, scatter : float
         The pooled term, for cores without a ratio or a contrast.
     blended : ndarray of bool, shape (N,), optional
@@ -542,20 +546,38 @@ def profile_term(envelope, contrast, term: dict | None, offset: float, scatter: 
     -------
     offset, scatter : ndarray, shape (N,)
     """
+    pick = partial(_bin_values, envelope, contrast, term, blended=blended)
+    return pick("offset_dex", offset), pick("scatter_dex", scatter)
+
+
+def profile_width(envelope, contrast, term: dict | None, blended=None):
+    """Each core's width factor from the term of :func:`profile_term`: its draws of log10
+    n_c are spread about their median by this factor before the offset and scatter are
+    added, so that a term can narrow intervals that the priors make too wide, as well as
+    widen them. A term without ``width`` (every shipped card) gives 1.
+
+    Returns
+    -------
+    width : ndarray, shape (N,)
+    """
+    return _bin_values(envelope, contrast, term, "width", 1.0, blended=blended)
+
+
+def _bin_values(envelope, contrast, term, key, pooled, blended=None):
+    """The value ``key`` of the term's (envelope, contrast) bin of each core, the blended
+    cores' own where the term has one, ``pooled`` for cores without a ratio or a contrast
+    or where the term has no such key."""
     envelope = np.asarray(envelope, dtype=np.float64)
     contrast = np.asarray(contrast, dtype=np.float64)
-    if term is None:
-        return np.full(envelope.shape, float(offset)), np.full(envelope.shape, float(scatter))
+    if term is None or key not in term:
+        return np.full(envelope.shape, float(pooled))
     row = np.digitize(np.nan_to_num(envelope, nan=0.0), term["envelope_edges"])
     column = np.digitize(np.nan_to_num(contrast, nan=0.0), term["contrast_edges"])
     known = np.isfinite(envelope) & np.isfinite(contrast)
-    offsets = np.where(known, np.asarray(term["offset_dex"], float)[row, column], offset)
-    scatters = np.where(known, np.asarray(term["scatter_dex"], float)[row, column], scatter)
-    if blended is not None and "blended" in term:
-        blended = np.asarray(blended, dtype=bool)
-        offsets = np.where(blended, term["blended"]["offset_dex"], offsets)
-        scatters = np.where(blended, term["blended"]["scatter_dex"], scatters)
-    return offsets, scatters
+    values = np.where(known, np.asarray(term[key], float)[row, column], pooled)
+    if blended is not None and key in term.get("blended", {}):
+        values = np.where(np.asarray(blended, dtype=bool), term["blended"][key], values)
+    return values
 
 
 def _solve_draws(stats, radius_pc, options: CorrectionOptions, rho=None):
@@ -611,8 +633,12 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions, rho=None):
     offset, scatter = profile_term(stats.envelope, stats.contrast, options.model_profile_term,
                                    options.model_offset_dex, options.model_scatter_dex,
                                    stats.blended)
-    term = bool(np.any(offset) or np.any(scatter))
+    width = profile_width(stats.envelope, stats.contrast, options.model_profile_term,
+                          stats.blended)
+    term = bool(np.any(offset) or np.any(scatter) or np.any(width != 1.0))
     if term:
+        if np.any(width != 1.0):
+            n_c = spread_about_median(n_c, width)
         n_c = n_c * 10 ** (offset + scatter * rng.standard_normal(shape))
     if n and (options.lc_spread or options.ld_dex or term or local):
         # With uncertain parameters the intervals come from the joint draws.
@@ -624,6 +650,16 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions, rho=None):
     median_reason = knot_reason[2] if n else np.zeros(0, np.int8)
     pct = knots[[2, 1, 3, 0, 4]] if n else np.zeros((5, 0))
     return pct, n_c, consistent, median_reason
+
+
+def spread_about_median(draws, width):
+    """Draws (n_draws, N) of a positive quantity spread in log about each column's median
+    by ``width`` (N,): 1 keeps them, below 1 narrows. NaN draws stay NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # columns without any draw
+        log = np.log10(draws)
+        median = np.nanmedian(log, axis=0)
+    return 10.0 ** (median + np.asarray(width, float) * (log - median))
 
 
 def joint_draws(draws, correlation, rng: np.random.Generator) -> np.ndarray:
