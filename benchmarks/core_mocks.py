@@ -114,10 +114,12 @@ def _flags(table, pick):
             np.asarray(table["blended"], bool)[pick])
 
 
-def _baseline(table, truth, options):
+def _baseline(table, truth, options, excess=None):
     """The network-free estimate on the cores of one corrected table (its aperture and
-    background N_H), with L_c drawn from the correction's prior."""
-    excess = np.asarray(table["nh_ap"], float) - np.asarray(table["nh_background"], float)
+    background N_H, or the given aperture ``excess`` over the background, cm-2), with L_c
+    drawn from the correction's prior."""
+    if excess is None:
+        excess = np.asarray(table["nh_ap"], float) - np.asarray(table["nh_background"], float)
     radius = core_radius_pc(table, options.radius, CatalogueColumns())
     ok = np.isin(np.asarray(table["status"]), ["ok", "inconsistent"]) & (excess > 0)
     rng = np.random.default_rng(options.seed)
