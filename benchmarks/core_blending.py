@@ -1,14 +1,18 @@
 """Blended mock cores (another catalogued core's centre inside the aperture, column
-``blended`` of ``nhpipe catalog``) against the others: bias and interval coverage of the
-corrected densities, as a user gets them (each card's stored term, default priors).
+``blended`` of ``nhpipe catalog``; or, with ``--flag neighbour_dominated``, cores whose
+aperture excess the catalogued neighbours account for) against the others: bias and
+interval coverage of the corrected densities, as a user gets them (each card's stored
+term, default priors).
 
 For each cloud family of :mod:`nhpipe.sims.coremock` and each profile, the mocks of
 ``benchmarks/core_mocks.py`` are read by a network, corrected with ``--nd local`` and
-``--ld 10pc``, and the solved cores split by the ``blended`` flag; the table gives, per
+``--ld 10pc``, and the solved cores split by the flag; the table gives, per
 cloud (both profiles pooled) and per split, the number of cores, the median
 log10(n_c / n_true) and the 68 % coverage.
 
     python benchmarks/core_blending.py --models unet --seeds 0 1 2 --out docs/core_blending
+    python benchmarks/core_blending.py --models unet --seeds 0 1 2 --flag neighbour_dominated \
+        --out docs/core_neighbours
 """
 
 import argparse
@@ -24,10 +28,15 @@ from nhpipe.sims.coremock import CLOUDS, PLACEMENTS, PROFILES
 from _report import report  # benchmarks/ is the script's folder
 from core_mocks import PLACED, _cells, _mock, coverage, methods
 
+#: The flags the cores can be split by: columns of ``nhpipe catalog``'s table.
+FLAGS = {"blended": "another catalogued core's centre inside the aperture",
+         "neighbour_dominated": "the catalogued neighbours account for over 90 % of the "
+                                "aperture's excess"}
 
-def scored(model, cloud, seeds, samples, options, folder, placement):
-    """log10 draws of n_c (n_draws, n), log10 n_true (n,) and the blended flag (n,) of the
-    solved cores of both profiles' mocks in ``cloud``."""
+
+def scored(model, cloud, seeds, samples, options, folder, placement, flag="blended"):
+    """log10 draws of n_c (n_draws, n), log10 n_true (n,) and the ``flag`` column (n,) of
+    the solved cores of both profiles' mocks in ``cloud``."""
     parts = []
     for profile in PROFILES:
         for seed in seeds:
@@ -41,7 +50,7 @@ def scored(model, cloud, seeds, samples, options, folder, placement):
             with np.errstate(divide="ignore", invalid="ignore"):
                 parts.append((np.log10(nc[:, ok]),
                               np.log10(np.asarray(cores["n_true_h"], float)[ok]),
-                              np.asarray(table["blended"], bool)[ok]))
+                              np.asarray(table[flag], bool)[ok]))
     return [np.concatenate([p[i] for p in parts], axis=-1) for i in range(3)]
 
 
@@ -51,16 +60,18 @@ def main():
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--placement", default="uniform", choices=PLACEMENTS)
+    parser.add_argument("--flag", default="blended", choices=FLAGS,
+                        help="the output table's column the cores are split by")
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     args = parser.parse_args()
     result = {"samples": args.samples, "seeds": args.seeds, "placement": args.placement,
               "models": {}}
     lines = [f"Mock cores {PLACED[args.placement]} (nhpipe.sims.coremock, seeds {args.seeds}, "
              f"{args.samples} samples), corrected with each card's stored term and the "
-             "default priors, split by the column `blended` (another catalogued core's "
-             "centre inside the aperture); both profiles pooled. ± as in core_mocks: "
+             f"default priors, split by the column `{args.flag}` ({FLAGS[args.flag]}); "
+             "both profiles pooled. ± as in core_mocks: "
              "cores taken as independent.", "",
-             "| model | method | cloud | blended | n | median log10(n_c/n_true) | "
+             f"| model | method | cloud | {args.flag} | n | median log10(n_c/n_true) | "
              "68 % range | 68 % coverage | 95 % coverage |",
              "|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as folder:
@@ -68,15 +79,15 @@ def main():
             for options in methods(10.0, card_term=True):
                 name = term_method(options)["method"]
                 for cloud in CLOUDS:
-                    draws, truth, blended = scored(model, cloud, args.seeds, args.samples,
-                                                   options, folder, args.placement)
+                    draws, truth, flagged = scored(model, cloud, args.seeds, args.samples,
+                                                   options, folder, args.placement, args.flag)
                     for flag in (True, False):
-                        pick = blended == flag
+                        pick = flagged == flag
                         if not pick.any():
                             continue
                         row = coverage(draws[:, pick], truth[pick])
                         result["models"].setdefault(model, {}).setdefault(name, {})[
-                            f"{cloud}, blended {flag}"] = row
+                            f"{cloud}, {args.flag} {flag}"] = row
                         lines.append(f"| {model} | {name} | {cloud} | "
                                      f"{'yes' if flag else 'no'} | {row['cores']} | "
                                      f"{_cells(row)} |")

@@ -5,12 +5,12 @@ On the mocks of ``core_mocks.py`` (Plummer-like and uniform-sphere cores in the 
 fractal and driven clouds, placed uniformly or on the clouds' dense gas), the
 network-free baseline, (N_ap - N_around) / L_c, is scored as ``core_mocks.py`` scores it
 (its term fitted on the turbulent clouds' uniformly placed cores, tested everywhere else)
-with the aperture excess N_ap - N_around as measured, and deblended
-(:func:`deblended_excess`): every catalogued core is taken as a Gaussian on the sky whose
-half maximum lies at its observed radius, and the excesses of all apertures are solved
-together for each core's own (non-negative least squares), as a source extraction that
-fits overlapping cores would. No network is run: the maps are read with the analytic
-power law, whose <n_H>_m the baseline does not use.
+with the aperture excess N_ap - N_around as measured, and deblended (column ``nh_own``
+of ``nhpipe catalog``, :func:`nhpipe.cores.own_excess`): every catalogued core is taken
+as a Gaussian on the sky whose half maximum lies at its observed radius, and the excesses
+of all apertures are solved together for each core's own (non-negative least squares), as
+a source extraction that fits overlapping cores would. No network is run: the maps are
+read with the analytic power law, whose <n_H>_m the baseline does not use.
 
     python benchmarks/core_deblend.py --seeds 0 1 2 --out docs/experiments/core_deblend
 """
@@ -20,59 +20,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import nnls
 
 import nhpipe
 from core_mocks import BASELINE, COVERAGE_TARGET, MEDIAN_TARGET, PLACED, _baseline, \
     _cells, _met, _mock, _term, coverage, evaluate_method, methods
-from nhpipe.cores import CatalogueColumns, core_coordinates, core_radius_pc, correct_catalog
+from nhpipe.cores import correct_catalog
 from nhpipe.sims.coremock import CLOUDS, PLACEMENTS, PROFILES
 
 from _report import report  # benchmarks/ is the script's folder
-
-#: Points of the quadrature over a unit disk (a sunflower lattice: even coverage).
-DISK_POINTS = 400
-#: A Gaussian whose half maximum lies at radius R has sigma = R / sqrt(2 ln 2).
-HALF_MAX_SIGMA = 1.0 / np.sqrt(2.0 * np.log(2.0))
-
-
-def _unit_disk(n=DISK_POINTS):
-    k = np.arange(n) + 0.5
-    radius, angle = np.sqrt(k / n), np.pi * (3.0 - np.sqrt(5.0)) * k
-    return radius * np.cos(angle), radius * np.sin(angle)
-
-
-def overlap_matrix(x, y, radius):
-    """A[i, j]: the mean over aperture i of core j's profile (a Gaussian of half maximum
-    at ``radius[j]``), over its mean in its own aperture, so that A[j, j] = 1.
-
-    ``x``, ``y``, ``radius``: (N,) in one unit (arcsec on the tangent plane)."""
-    ux, uy = _unit_disk()
-    px = x[:, None] + radius[:, None] * ux            # (N, P): points of aperture i
-    py = y[:, None] + radius[:, None] * uy
-    sigma = radius * HALF_MAX_SIGMA
-    d2 = (px[:, None, :] - x[None, :, None]) ** 2 + (py[:, None, :] - y[None, :, None]) ** 2
-    mean = np.exp(-0.5 * d2 / sigma[None, :, None] ** 2).mean(axis=-1)   # (N_i, N_j)
-    return mean / np.diag(mean)[None, :]
-
-
-def deblended_excess(table, distance_pc):
-    """Each core's own aperture excess (N_ap - N_around, cm-2), the catalogued cores'
-    overlaps solved together (:func:`overlap_matrix`, non-negative least squares); NaN
-    where the excess is not finite."""
-    coords = core_coordinates(table, CatalogueColumns())
-    radius = core_radius_pc(table, "observed", CatalogueColumns()) / distance_pc * 206264.806
-    excess = np.asarray(table["nh_ap"], float) - np.asarray(table["nh_background"], float)
-    use = np.flatnonzero(np.isfinite(excess) & np.isfinite(radius) & (radius > 0))
-    out = np.full(len(table), np.nan)
-    if not use.size:
-        return out
-    centre = coords[use[0]]
-    offset_x, offset_y = centre.spherical_offsets_to(coords[use])
-    matrix = overlap_matrix(offset_x.arcsec, offset_y.arcsec, radius[use])
-    out[use], _ = nnls(matrix, excess[use], maxiter=50 * use.size)
-    return out
-
 
 def score(cloud, profile, seeds, placement, options, folder):
     """Baseline draws (log10 n_c), log10 n_true, envelope, contrast, blended of the
@@ -89,7 +44,7 @@ def score(cloud, profile, seeds, placement, options, folder):
         table, _ = correct_catalog(cores, path, options)
         truth = np.log10(np.asarray(cores["n_true_h"], float))
         plain.append(_baseline(table, truth, options))
-        own = deblended_excess(table, options.distance_pc)
+        own = np.asarray(table["nh_own"], float)
         deblended.append(_baseline(table, truth, options, excess=own))
         measured = np.asarray(table["nh_ap"], float) - np.asarray(table["nh_background"],
                                                                    float)

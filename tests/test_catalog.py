@@ -1097,15 +1097,18 @@ def test_catalog_summary_counts_low_contrast_cores():
     from nhpipe.cli._maps import _catalog_summary
 
     table = Table({"status": ["ok", "ok", "inconsistent"], "low_contrast": [True, False, True],
-                   "blended": [False, True, True], "log_ratio": [0.1, 0.3, np.nan]})
+                   "blended": [False, True, True], "neighbour_dominated": [True, True, True],
+                   "log_ratio": [0.1, 0.3, np.nan]})
     text = _catalog_summary(table)
     assert text.startswith("3 cores: 1 inconsistent, 2 ok")
     assert "\n1 ok cores have low contrast" in text and "median +0.200" in text
     assert "\n1 ok cores have another catalogued core's centre inside" in text
+    assert "\n2 ok cores have an aperture excess that their catalogued neighbours" in text
     table["low_contrast"] = False
     table["blended"] = False
+    table["neighbour_dominated"] = False
     text = _catalog_summary(table)
-    assert "low contrast" not in text and "blended" not in text
+    assert "low contrast" not in text and "blended" not in text and "neighbours" not in text
 
 
 def test_joint_draws_keep_each_cores_density_and_share_the_errors():
@@ -1243,3 +1246,61 @@ def test_blended_cores_are_those_holding_another_centre():
                                   [True, False, False, False])
     np.testing.assert_array_equal(blended_cores(coords[:1], [10.0]), [False])
     np.testing.assert_array_equal(blended_cores(coords[:2], [4.9, 4.9]), [False, False])
+
+
+def _gaussian_cores_map(path, ra, dec, peaks, floor=2e21):
+    """An nhpipe file of Gaussian cores, half maximum at R = 0.03 pc (the apertures of
+    :func:`_cores` at 400 pc), with the given peak excesses (cm-2) over a flat floor."""
+    from astropy.coordinates import SkyCoord
+    from astropy.wcs import WCS
+
+    shape = (200, 200)
+    wcs = WCS(make_header(shape, pixel_arcsec=3.0))
+    x, y = wcs.world_to_pixel(SkyCoord(ra, dec, unit="deg"))
+    sigma = 0.03 / 400 * 206264.806 / 3.0 / np.sqrt(2 * np.log(2))
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    nh = np.full(shape, floor)
+    for xi, yi, peak in zip(x, y, peaks):
+        nh += peak * np.exp(-0.5 * ((xx - xi) ** 2 + (yy - yi) ** 2) / sigma**2)
+    return _nhpipe_file(path, shape=shape, nh=nh)
+
+
+def test_own_excess_recovers_overlapping_gaussian_cores(tmp_path):
+    """Two Gaussian cores drawn on pixels 15" apart (their half-maximum radius): each
+    one's own excess, solved from the measured aperture excesses, is what the core alone
+    gives in its aperture (a map with that core only), though the neighbour adds 40-90 %
+    to the measured one; a far core is left as it is."""
+    ra, dec = [85.5, 85.5, 85.45], [-1.0, -1.0 + 15 / 3600, -1.0]
+    peaks = [3e22, 2e22, 1e22]
+    options = CorrectionOptions(distance_pc=400.0, l_d_pc=10.0)
+    with pytest.warns(NhpipeWarning):  # an analytic test map has no card and no term
+        result, _ = correct_catalog(_cores(ra, dec),
+                                    _gaussian_cores_map(tmp_path / "all.fits", ra, dec, peaks),
+                                    options)
+    excess = result["nh_ap"] - result["nh_background"]
+    assert np.all(excess[:2] > 1.3 * result["nh_own"][:2])  # the neighbour adds a lot
+    for i, peak in enumerate(peaks):
+        with pytest.warns(NhpipeWarning):
+            alone, _ = correct_catalog(_cores(ra[i:i + 1], dec[i:i + 1]), _gaussian_cores_map(
+                tmp_path / f"{i}.fits", ra[i:i + 1], dec[i:i + 1], [peak]), options)
+        own = alone["nh_ap"][0] - alone["nh_background"][0]
+        assert result["nh_own"][i] == pytest.approx(own, rel=0.05)
+    assert result["nh_own"].unit == u.cm**-2
+    assert not result["neighbour_dominated"].any()
+
+
+def test_neighbour_dominated_core_has_no_excess_of_its_own(tmp_path):
+    """A catalogued position on a bright core's wing, with no core of its own there: the
+    bright core accounts for its aperture's excess, so it is flagged (and tagged in DS9);
+    the bright core keeps its excess and is not."""
+    ra, dec = [85.5, 85.5], [-1.0, -1.0 + 14 / 3600]
+    path = _gaussian_cores_map(tmp_path / "map.fits", ra[:1], dec[:1], [3e22])
+    with pytest.warns(NhpipeWarning):
+        result, draws = correct_catalog(_cores(ra, dec), path,
+                                        CorrectionOptions(distance_pc=400.0, l_d_pc=10.0))
+    assert list(result["neighbour_dominated"]) == [False, True]
+    assert result["nh_own"][1] < 0.01 * result["nh_own"][0]
+    assert result["nh_ap"][1] > 1.5 * result["nh_background"][1]  # a clear excess
+    regions = Regions.read(write_outputs(result, tmp_path / "out", draws=draws)[".reg"],
+                           format="ds9")
+    assert ["neighbour_dominated" in r.meta["tag"] for r in regions] == [False, True]

@@ -14,7 +14,7 @@ Radii and positions are kept; densities are replaced by the corrected ones.
 """
 
 from ._apertures import SURROUNDINGS, MapStats, blended_cores, core_profile, \
-    draw_from_quantiles, measure_apertures
+    draw_from_quantiles, measure_apertures, own_excess
 from ._correct import LOCAL, LOW_CONTRAST, SEPARATION, CorrectionOptions, correct_catalog, \
     between_cores_correlation, joint_draws, local_correlation, map_card, profile_term, \
     profile_width, shared_error_matrix, term_method
@@ -27,6 +27,7 @@ __all__ = ["CatalogueColumns", "CorrectionOptions", "LOCAL", "LOW_CONTRAST", "Ma
            "blended_cores", "check_columns",
            "column_map", "core_coordinates", "core_mass_msun", "core_profile",
            "core_radius_pc", "correct_catalog", "draw_from_quantiles", "joint_draws",
-           "local_correlation", "map_card", "measure_apertures", "profile_term", "profile_width",
+           "local_correlation", "map_card", "measure_apertures", "own_excess", "profile_term",
+           "profile_width",
            "read_catalog", "read_hgbs", "shared_error_matrix", "term_method",
            "validate_rows", "write_outputs"]

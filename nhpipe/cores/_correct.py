@@ -20,7 +20,8 @@ from ..errors import InputError
 from ..grid import PIXEL_PC
 from ..load import NhpipeWarning
 from ..units import PC_CM, SPECIES_FACTOR
-from ._apertures import SURROUNDINGS, MapStats, draw_from_quantiles, measure_apertures
+from ._apertures import NEIGHBOUR_SHARE, SURROUNDINGS, MapStats, draw_from_quantiles, \
+    measure_apertures
 from ._read import CatalogueColumns, _column, _quantity, core_coordinates, core_mass_msun, \
     core_radius_pc, validate_rows
 
@@ -156,7 +157,10 @@ def correct_catalog(table: Table, nhpipe_file, options: CorrectionOptions,
     nc_med), ``contrast`` and ``envelope`` (:func:`~nhpipe.cores.core_profile`),
     ``low_contrast`` (contrast below :data:`LOW_CONTRAST`), ``crowding`` (fraction of the
     annulus 2R-3R inside other cores' apertures), ``blended`` (another core's centre inside
-    the aperture, :func:`~nhpipe.cores.blended_cores`), ``valid_frac``,
+    the aperture, :func:`~nhpipe.cores.blended_cores`), ``nh_own`` (the aperture's excess
+    over the background that is the core's own, :func:`~nhpipe.cores.own_excess`) and
+    ``neighbour_dominated`` (it is below :data:`~nhpipe.cores._apertures.NEIGHBOUR_SHARE`
+    of the excess), ``valid_frac``,
     ``status`` (ok, inconsistent, outside, masked, filtered), ``reason`` (a
     :mod:`nhpipe.correction` code, -1 when not computed), ``frac_consistent`` (fraction
     of Monte-Carlo draws with a solution) and ``invalid_reason``.
@@ -258,6 +262,14 @@ def _correct(out, table, stats, status, radius_pc, options, columns, nhpipe_file
         "fraction of the annulus 2R-3R inside other cores' apertures")
     add("blended", measured & stats.blended, None,
         "another catalogued core's centre inside the aperture: n_c read too dense on mocks")
+    add("nh_own", np.where(measured, stats.own_excess, np.nan), u.cm**-2,
+        "the aperture's N_H excess over the background left to the core once the "
+        "catalogued cores' overlaps are solved for (Gaussian cores)")
+    with np.errstate(invalid="ignore"):
+        add("neighbour_dominated", measured & (stats.nh > stats.background)
+            & (stats.own_excess < NEIGHBOUR_SHARE * (stats.nh - stats.background)), None,
+            f"the catalogued neighbours account for over {1 - NEIGHBOUR_SHARE:.0%} of the "
+            "aperture's excess (nh_own): n_c read too dense on mocks")
     add("valid_frac", stats.valid_fraction, None, "fraction of valid aperture pixels")
     add("frac_consistent", np.where(measured, consistent, np.nan), None,
         "fraction of Monte-Carlo draws with a solution")

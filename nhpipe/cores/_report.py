@@ -99,8 +99,9 @@ def _write_regions(table, path, columns):
         if table["low_contrast"][i]:  # dashed: a density the mocks do not support
             region.visual["linestyle"] = "dashed"
             region.meta["tag"].append("low_contrast")
-        if table["blended"][i]:
-            region.meta["tag"].append("blended")
+        for flag in ("blended", "neighbour_dominated"):
+            if flag in table.colnames and table[flag][i]:
+                region.meta["tag"].append(flag)
         shapes.append(region)
     Regions(shapes).write(path, format="ds9", overwrite=True)
 
