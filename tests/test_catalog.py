@@ -1304,3 +1304,19 @@ def test_neighbour_dominated_core_has_no_excess_of_its_own(tmp_path):
     regions = Regions.read(write_outputs(result, tmp_path / "out", draws=draws)[".reg"],
                            format="ds9")
     assert ["neighbour_dominated" in r.meta["tag"] for r in regions] == [False, True]
+
+
+def test_own_excess_takes_odd_catalogues():
+    """Cores without a radius or an excess are left out (NaN) and do not count; two
+    entries at one position share its excess; no core at all gives an empty answer."""
+    from astropy.coordinates import SkyCoord
+
+    from nhpipe.cores import own_excess
+
+    arcsec = 1.0 / 3600.0
+    coords = SkyCoord([85.0] * 4, [-1.0, -1.0, -1.0 + 5 * arcsec, -1.0 + 200 * arcsec],
+                      unit="deg")
+    out = own_excess(coords, [10.0, 10.0, np.nan, 10.0], [2e22, 2e22, 1e22, np.nan])
+    assert np.isnan(out[2]) and np.isnan(out[3])
+    assert out[0] + out[1] == pytest.approx(2e22, rel=1e-6)
+    assert own_excess(coords[:0], np.zeros(0), np.zeros(0)).shape == (0,)

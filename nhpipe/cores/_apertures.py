@@ -29,17 +29,15 @@ NEIGHBOUR_SHARE = 0.1
 _HALF_MAX_SIGMA = 1.0 / np.sqrt(2.0 * np.log(2.0))
 
 
-def _sunflower(inner: float, outer: float, n: int = 400):
-    """Points evenly spread over the annulus ``inner``-``outer`` (inner 0: a disk), x and
-    y (a Fibonacci lattice)."""
+def _sunflower(n: int = 400):
+    """Points evenly spread over the unit disk (a Fibonacci lattice), x and y."""
     k = np.arange(n) + 0.5
-    radius = np.sqrt(inner**2 + (outer**2 - inner**2) * k / n)
-    angle = np.pi * (3.0 - np.sqrt(5.0)) * k
+    radius, angle = np.sqrt(k / n), np.pi * (3.0 - np.sqrt(5.0)) * k
     return radius * np.cos(angle), radius * np.sin(angle)
 
 
 #: Quadrature points of :func:`own_excess` over an aperture of radius 1.
-_APERTURE_POINTS = _sunflower(0.0, 1.0)
+_APERTURE_POINTS = _sunflower()
 
 
 @dataclass
@@ -144,14 +142,16 @@ def measure_apertures(nhpipe_file, coords: SkyCoord, radius_pc, *, distance_pc: 
 
 def own_excess(coords: SkyCoord, radius_arcsec, excess) -> np.ndarray:
     """Each core's own share of its aperture's excess over the background, the catalogued
-    cores' overlaps solved for together, as a source extraction fits overlapping cores.
+    cores' overlaps solved for together, as a source extraction deblends overlapping
+    cores (getsources: Men'shchikov et al. 2012, A&A 542, A81).
 
     Every core is taken as a circular Gaussian on the sky whose half maximum lies at its
     aperture radius; then the excess of aperture i (its mean N_H minus its background)
     is sum_j A[i, j] x_j, where x_j is core j's excess in its own aperture and A[i, j] the
     mean of core j's profile over aperture i relative to its mean over its own (A[j, j] =
-    1; a quadrature over the disk). The x are the non-negative least-squares solution,
-    for each group of cores that overlap. A core whose x is below :data:`NEIGHBOUR_SHARE`
+    1; a quadrature over the disk). The x are the non-negative least-squares solution
+    (Lawson & Hanson 1974), for each group of cores that overlap; NaN for a group whose
+    solution does not converge. A core whose x is below :data:`NEIGHBOUR_SHARE`
     of its excess has an excess its neighbours account for (README, "Cores on dense
     gas": on mock cores, those read far too dense are mostly these). The model is rough
     (real cores are not Gaussians, and a neighbour's wing in the background annulus is
@@ -192,16 +192,19 @@ def own_excess(coords: SkyCoord, radius_arcsec, excess) -> np.ndarray:
     values = np.empty(first.size)
     for start in range(0, first.size, 4096):  # pairs x points in bounded memory
         pair = slice(start, start + 4096)
-        r_i, sigma_j = radius[use][first[pair], None], radius[use][second[pair], None]
+        r_i, r_j = radius[use][first[pair], None], radius[use][second[pair], None]
         d2 = (r_i * ux - dx[pair, None]) ** 2 + (r_i * uy - dy[pair, None]) ** 2
-        values[pair] = np.exp(-0.5 * d2 / (sigma_j * _HALF_MAX_SIGMA) ** 2).mean(axis=1) / own
+        values[pair] = np.exp(-0.5 * d2 / (r_j * _HALF_MAX_SIGMA) ** 2).mean(axis=1) / own
     matrix = coo_matrix((values, (first, second)), shape=(use.size, use.size)).tocsr()
     _, group = connected_components(matrix, directed=False)
     for g in np.unique(group):
         members = np.flatnonzero(group == g)
         block = matrix[members][:, members].toarray()
-        out[use[members]], _ = nnls(block, excess[use[members]],
-                                    maxiter=50 * members.size)
+        try:
+            out[use[members]], _ = nnls(block, excess[use[members]],
+                                        maxiter=50 * members.size)
+        except RuntimeError:  # no convergence: those cores stay unknown, not wrong
+            pass
     return out
 
 
