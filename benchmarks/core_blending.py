@@ -26,12 +26,7 @@ from nhpipe.cores import correct_catalog, term_method
 from nhpipe.sims.coremock import CLOUDS, PLACEMENTS, PROFILES
 
 from _report import report  # benchmarks/ is the script's folder
-from core_mocks import PLACED, _cells, _mock, coverage, methods
-
-#: The flags the cores can be split by: columns of ``nhpipe catalog``'s table.
-FLAGS = {"blended": "another catalogued core's centre inside the aperture",
-         "neighbour_dominated": "the catalogued neighbours account for over 90 % of the "
-                                "aperture's excess"}
+from core_mocks import FLAGS, PLACED, _cells, _mock, coverage, methods
 
 
 def scored(model, cloud, seeds, samples, options, folder, placement, flag="blended"):

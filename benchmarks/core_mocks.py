@@ -64,6 +64,10 @@ COVERAGE_TARGET, MEDIAN_TARGET = (0.60, 0.76), 0.1
 #: How each placement of the mock cores (``--placement``) is said in the reports.
 PLACED = {"uniform": "placed uniformly in their clouds",
           "dense": "placed on their clouds' dense gas (drawn as N_H squared)"}
+#: Flags of ``nhpipe catalog``'s table that the cores can be split by.
+FLAGS = {"blended": "another catalogued core's centre inside the aperture",
+         "neighbour_dominated": "the catalogued neighbours account for over 90 % of the "
+                                "aperture's excess"}
 #: ``--fit-on`` value for leaving each cloud family out in turn (:func:`evaluate_method`).
 LEAVE_ONE_OUT = "others"
 
@@ -85,10 +89,11 @@ def methods(l_d_pc, card_term=False, lc_spread=CorrectionOptions.lc_spread):
 
 
 def score_family(cloud, profile, seeds, model, samples, options_list, folder,
-                 placement="uniform"):
+                 placement="uniform", flag="blended"):
     """For each method, then the baseline: log10 draws of n_c (n_draws, n_cores), log10
-    n_true, envelope ratios, contrasts and blended flags (n_cores,) of the cores each
-    solves, in the mocks of ``placement`` (:data:`nhpipe.sims.coremock.PLACEMENTS`)."""
+    n_true, envelope ratios, contrasts and ``flag`` (a column of :data:`FLAGS`, n_cores)
+    of the cores each solves, in the mocks of ``placement``
+    (:data:`nhpipe.sims.coremock.PLACEMENTS`)."""
     scored = [[] for _ in range(len(options_list) + 1)]
     for seed in seeds:
         hdu, cores = _mock(profile, seed, cloud, placement)
@@ -101,20 +106,22 @@ def score_family(cloud, profile, seeds, model, samples, options_list, folder,
             table, nc = correct_catalog(cores, path, options)
             ok = np.asarray(table["status"]) == "ok"
             with np.errstate(divide="ignore", invalid="ignore"):
-                scored[k].append((np.log10(nc[:, ok]), truth[ok], *_flags(table, ok)))
-        scored[-1].append(_baseline(table, truth, options_list[0]))
+                scored[k].append((np.log10(nc[:, ok]), truth[ok],
+                                  *_flags(table, ok, flag)))
+        scored[-1].append(_baseline(table, truth, options_list[0], flag=flag))
     return [tuple(np.concatenate([s[i] for s in rows], axis=-1) for i in range(5))
             for rows in scored]
 
 
-def _flags(table, pick):
-    """Envelope ratio, contrast and blended flag of the cores ``pick`` of a table."""
+def _flags(table, pick, flag="blended"):
+    """Envelope ratio, contrast and the ``flag`` column of the cores ``pick`` of a
+    table."""
     return (np.asarray(table["envelope"], float)[pick],
             np.asarray(table["contrast"], float)[pick],
-            np.asarray(table["blended"], bool)[pick])
+            np.asarray(table[flag], bool)[pick])
 
 
-def _baseline(table, truth, options, excess=None):
+def _baseline(table, truth, options, excess=None, flag="blended"):
     """The network-free estimate on the cores of one corrected table (its aperture and
     background N_H, or the given aperture ``excess`` over the background, cm-2), with L_c
     drawn from the correction's prior."""
@@ -125,7 +132,7 @@ def _baseline(table, truth, options, excess=None):
     rng = np.random.default_rng(options.seed)
     l_c = options.lc_factor * radius[ok] * PC_CM * rng.uniform(
         1 - options.lc_spread, 1 + options.lc_spread, (options.n_draws, int(ok.sum())))
-    return (np.log10(excess[ok] / l_c), truth[ok], *_flags(table, ok))
+    return (np.log10(excess[ok] / l_c), truth[ok], *_flags(table, ok, flag))
 
 
 def coverage(log_draws, log_truth, offset=0.0, scatter=0.0, width=1.0, seed=0):
@@ -321,6 +328,9 @@ def main():
     parser.add_argument("--blended-term", action="store_true",
                         help="give blended cores a term of their own, the bins fitted on "
                         "the others (an experiment, README: tried, not adopted)")
+    parser.add_argument("--flag", default="blended", choices=FLAGS,
+                        help="the column whose cores --blended-term gives a term of their "
+                        "own, and the split of the last table")
     parser.add_argument("--narrow-term", action="store_true",
                         help="let each bin's term narrow the intervals by a width factor "
                         "where the priors alone make them too wide (an experiment, README: "
@@ -344,7 +354,7 @@ def main():
     options_list = methods(args.ld, lc_spread=args.lc_spread)
     names = [term_method(o)["method"] for o in options_list]
     result = {"samples": args.samples, "seeds": args.seeds, "fit_on": args.fit_on,
-              "placement": args.placement,
+              "placement": args.placement, "flag": args.flag,  # by_blending splits by it
               "methods": names, "models": {}}
     head = ("| model | method | cores | term | n | median log10(n_c/n_true) | 68 % range | "
             "68 % coverage | 95 % coverage |")
@@ -361,8 +371,8 @@ def main():
              f"network-free baseline ({BASELINE}). The model-error terms are fitted on the "
              f"cores of {fitted_in}, both profiles pooled: one pooled term, "
              "and the kind a card stores, "
-             + ("one for blended cores (another catalogued core's centre inside the "
-                "aperture, `blended` in the output table) and, for the others, "
+             + (f"one for the cores flagged `{args.flag}` in the output table "
+                f"({FLAGS[args.flag]}) and, for the others, "
                 if args.blended_term else "")
              + "one by terciles of the envelope ratio, each split at a "
              f"contrast of {TERM_CONTRAST_EDGES[0]:g}"
@@ -386,9 +396,9 @@ def main():
         "| model | method | cloud | contrast | n | median log10(n_c/n_true) | 68 % range | "
         "68 % coverage | 95 % coverage |", "|---|---|---|---|---|---|---|---|---|"]
     blending_lines = [
-        "", "By the cores' `blended` flag, both profiles pooled, with "
+        "", f"By the cores' `{args.flag}` flag, both profiles pooled, with "
         f"{term_used}:", "",
-        "| model | method | cloud | blended | n | median log10(n_c/n_true) | 68 % range | "
+        f"| model | method | cloud | {args.flag} | n | median log10(n_c/n_true) | 68 % range | "
         "68 % coverage | 95 % coverage |", "|---|---|---|---|---|---|---|---|---|"]
     baseline_done = False
     with tempfile.TemporaryDirectory() as folder:
@@ -443,14 +453,15 @@ def _scored(model, args, options_list, folder):
     ``--cache`` folder when one is given."""
     def run():
         return {(c, p): score_family(c, p, args.seeds, model, args.samples, options_list,
-                                     folder, placement=args.placement)
+                                     folder, placement=args.placement, flag=args.flag)
                 for c in CLOUDS for p in PROFILES}
 
     if args.cache is None:
         return run()
     seeds = "-".join(map(str, args.seeds))
+    flag = "" if args.flag == "blended" else f"_{args.flag}"
     path = (Path(args.cache) / f"{model}_{args.placement}_{args.samples}_{seeds}_"
-            f"ld{args.ld:g}_lc{args.lc_spread:g}.npz")
+            f"ld{args.ld:g}_lc{args.lc_spread:g}{flag}.npz")
     if path.exists():
         with np.load(path) as kept:
             return {(c, p): [tuple(kept[f"{c}|{p}|{k}|{i}"] for i in range(5))
