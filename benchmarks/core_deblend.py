@@ -23,11 +23,12 @@ import numpy as np
 
 import nhpipe
 from core_mocks import BASELINE, COVERAGE_TARGET, MEDIAN_TARGET, PLACED, _baseline, \
-    _cells, _met, _mock, _term, coverage, evaluate_method, methods
+    _cells, _met, _mock, _term, aperture_excess, coverage, evaluate_method, methods
 from nhpipe.cores import correct_catalog
 from nhpipe.sims.coremock import CLOUDS, PLACEMENTS, PROFILES
 
 from _report import report  # benchmarks/ is the script's folder
+
 
 def score(cloud, profile, seeds, placement, options, folder):
     """Baseline draws (log10 n_c), log10 n_true, envelope, contrast, blended of the
@@ -46,10 +47,8 @@ def score(cloud, profile, seeds, placement, options, folder):
         plain.append(_baseline(table, truth, options))
         own = np.asarray(table["nh_own"], float)
         deblended.append(_baseline(table, truth, options, excess=own))
-        measured = np.asarray(table["nh_ap"], float) - np.asarray(table["nh_background"],
-                                                                   float)
         same.append(_baseline(table, truth, options,
-                              excess=np.where(own > 0, measured, np.nan)))
+                              excess=np.where(own > 0, aperture_excess(table), np.nan)))
     return [tuple(np.concatenate([s[i] for s in rows], axis=-1) for i in range(5))
             for rows in (plain, deblended, same)]
 

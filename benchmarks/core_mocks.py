@@ -39,6 +39,7 @@ import numpy as np
 import nhpipe
 from nhpipe.cores import LOCAL, LOW_CONTRAST, CatalogueColumns, CorrectionOptions, \
     core_radius_pc, correct_catalog, profile_term, profile_width, term_method
+from nhpipe.cores._correct import spread_about_median
 from nhpipe.sims.coremock import CLOUDS, PLACEMENTS, PROFILES, make_mock
 from nhpipe.units import PC_CM
 
@@ -121,12 +122,17 @@ def _flags(table, pick, flag="blended"):
             np.asarray(table[flag], bool)[pick])
 
 
+def aperture_excess(table):
+    """N_H in each core's aperture minus its background (cm-2), from a corrected table."""
+    return np.asarray(table["nh_ap"], float) - np.asarray(table["nh_background"], float)
+
+
 def _baseline(table, truth, options, excess=None, flag="blended"):
     """The network-free estimate on the cores of one corrected table (its aperture and
     background N_H, or the given aperture ``excess`` over the background, cm-2), with L_c
     drawn from the correction's prior."""
     if excess is None:
-        excess = np.asarray(table["nh_ap"], float) - np.asarray(table["nh_background"], float)
+        excess = aperture_excess(table)
     radius = core_radius_pc(table, options.radius, CatalogueColumns())
     ok = np.isin(np.asarray(table["status"]), ["ok", "inconsistent"]) & (excess > 0)
     rng = np.random.default_rng(options.seed)
@@ -146,9 +152,7 @@ def coverage(log_draws, log_truth, offset=0.0, scatter=0.0, width=1.0, seed=0):
     its cloud and the network's errors there.
     """
     noise = np.random.default_rng(seed).standard_normal(log_draws.shape)
-    with np.errstate(invalid="ignore"):
-        median = np.nanmedian(log_draws, axis=0)
-    widened = median + width * (log_draws - median) + offset + scatter * noise
+    widened = spread_about_median(log_draws, width) + offset + scatter * noise
     q = np.nanpercentile(widened, [2.5, 16, 50, 84, 97.5], axis=0)
     inside68 = (q[1] <= log_truth) & (log_truth <= q[3])
     inside95 = (q[0] <= log_truth) & (log_truth <= q[4])

@@ -903,8 +903,8 @@ def test_profile_width_by_bin():
                                              [False, True, False, False]),
                                [0.8, 1.0, 0.6, 1.0])
     # Spread about the median in log: the median stays, every deviation scales.
-    draws = 10.0 ** np.array([[3.0, 4.0], [4.0, np.nan], [5.0, 6.0]])
-    out = np.log10(spread_about_median(draws, np.array([0.5, 1.0])))
+    draws = np.array([[3.0, 4.0], [4.0, np.nan], [5.0, 6.0]])
+    out = spread_about_median(draws, np.array([0.5, 1.0]))
     np.testing.assert_allclose(out[:, 0], [3.5, 4.0, 4.5])
     np.testing.assert_allclose(out[[0, 2], 1], [4.0, 6.0])
     assert np.isnan(out[1, 1])

@@ -647,10 +647,12 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions, rho=None):
                                    stats.blended)
     width = profile_width(stats.envelope, stats.contrast, options.model_profile_term,
                           stats.blended)
-    term = bool(np.any(offset) or np.any(scatter) or np.any(width != 1.0))
+    narrowed = bool(np.any(width != 1.0))
+    term = bool(np.any(offset) or np.any(scatter) or narrowed)
+    if narrowed:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n_c = 10.0 ** spread_about_median(np.log10(n_c), width)
     if term:
-        if np.any(width != 1.0):
-            n_c = spread_about_median(n_c, width)
         n_c = n_c * 10 ** (offset + scatter * rng.standard_normal(shape))
     if n and (options.lc_spread or options.ld_dex or term or local):
         # With uncertain parameters the intervals come from the joint draws.
@@ -664,14 +666,17 @@ def _solve_draws(stats, radius_pc, options: CorrectionOptions, rho=None):
     return pct, n_c, consistent, median_reason
 
 
-def spread_about_median(draws, width):
-    """Draws (n_draws, N) of a positive quantity spread in log about each column's median
-    by ``width`` (N,): 1 keeps them, below 1 narrows. NaN draws stay NaN."""
+def spread_about_median(log_draws, width):
+    """Draws (n_draws, N) of log10 n_c spread about each column's median by ``width``
+    (N,), as a term's width factor applies them (:func:`profile_width`): 1 keeps them,
+    below 1 narrows. NaN draws stay NaN."""
+    width = np.asarray(width, float)
+    if np.all(width == 1.0):  # the draws as they are, not a rounding of them
+        return log_draws
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # columns without any draw
-        log = np.log10(draws)
-        median = np.nanmedian(log, axis=0)
-    return 10.0 ** (median + np.asarray(width, float) * (log - median))
+        median = np.nanmedian(log_draws, axis=0)
+    return median + width * (log_draws - median)
 
 
 def joint_draws(draws, correlation, rng: np.random.Generator) -> np.ndarray:
