@@ -27,7 +27,7 @@ CALIBRATION_TARGETS = {"mean_error_dex": (-0.05, 0.05), "coverage_68": (0.60, 0.
 
 #: Bins of a region's contrast: the standard deviation of its observed log10 N_H (dex).
 #: Smooth maps (< 0.1 dex) are 81 % of the ``mhd`` regions and a tenth of the training
-#: clouds', and a network can mistake smooth for deep (the README's accuracy section).
+#: clouds', and a network can mistake smooth for deep (docs/accuracy.md).
 CONTRAST_BINS = {"contrast <0.1 dex": (0.0, 0.1), "contrast 0.1-0.3 dex": (0.1, 0.3),
                  "contrast >0.3 dex": (0.3, np.inf)}
 

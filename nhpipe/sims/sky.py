@@ -17,8 +17,8 @@ Here one line of sight is made of:
   the quiescent, coherent parts of clouds; Goodman et al. 1998, ApJ 504, 223) and an
   envelope filling 90-100 % of the box. Without them a smooth map was always a deep,
   diffuse one, and the networks read depth from contrast; maps of low contrast at every
-  depth (as in the ``mhd`` family) were then read too deep (the README's accuracy
-  section has the diagnostic and the measured effect);
+  depth (as in the ``mhd`` family) were then read too deep (docs/accuracy.md,
+  "Smooth clouds at every depth", has the diagnostic and the measured effect);
 - in 25 % of the lines of sight, one quiescent cloud alone (:func:`quiescent_component`:
   Mach 0.2-0.6, filling its box, no filaments, cores or self-gravity tail, turbulence
   driven at the cloud's own size), at any depth. Its map is smooth however deep it is,
@@ -124,7 +124,7 @@ def cloud_component(rng: np.random.Generator, ranges: SkyRanges, *, width: int =
     # generator v2's (the data the first stage of the shipped networks trained on).
     if ranges.smooth_fraction and rng.random() < ranges.smooth_fraction:
         # Without these, a smooth map was always a deep one, and the networks read depth
-        # from contrast (see the README's accuracy section).
+        # from contrast (docs/accuracy.md, "Smooth clouds at every depth").
         params.mach = loguniform(rng, ranges.smooth_mach)
         params.fill = float(rng.uniform(*ranges.smooth_fill))
     tail = None
