@@ -39,6 +39,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ from safetensors.torch import load_file, save_file
 from nhpipe.data import RegionDataset, load_meta, load_split
 from nhpipe.metrics import DEPTH_BINS
 from nhpipe.models import load_model
+from nhpipe.models._common import RAW_CALIBRATION
 from nhpipe.models.unet import HeteroUNet
 from nhpipe.train import EMA
 
@@ -84,12 +86,11 @@ class DepthUNet(HeteroUNet):
         return torch.cat([x, planes.expand(-1, -1, *x.shape[-2:])], dim=1)
 
 
-def from_shipped() -> DepthUNet:
-    """A DepthUNet equal to the shipped U-Net (recalibration reset), new channels at zero."""
-    base = load_model("unet")
-    config = type(base.config)(**{**vars(base.config), "offset": 0.0, "spread": 1.0,
-                                  "spread_edges": None, "spread_factors": None})
-    model = DepthUNet(config, base.normaliser)
+def from_shipped(base=None) -> DepthUNet:
+    """A DepthUNet equal to ``base`` (default: the shipped U-Net, loaded) with its
+    recalibration reset, the new channels' weights at zero."""
+    base = load_model("unet") if base is None else base
+    model = DepthUNet(replace(base.config, **RAW_CALIBRATION), base.normaliser)
     state = base.state_dict()
     stem = state["net.stem.weight"]
     state["net.stem.weight"] = torch.cat([stem, torch.zeros_like(stem[:, :2])], dim=1)
@@ -97,23 +98,21 @@ def from_shipped() -> DepthUNet:
     return model
 
 
-def draw_depths(true_depth_pc, generator):
-    """(log10 given depth, scatter dex) for a batch: unknown (NaN) in a share of it."""
+def draw_depths(true_depth_pc, generator, max_scatter):
+    """(log10 given depth, scatter dex) for a batch, the scatter uniform in 0-``max_scatter``
+    dex: unknown (NaN) in a share :data:`UNKNOWN_SHARE` of it."""
     n = len(true_depth_pc)
-    scatter = torch.rand(n, generator=generator) * draw_depths.max_scatter
+    scatter = torch.rand(n, generator=generator) * max_scatter
     log_depth = torch.log10(true_depth_pc) + scatter * torch.randn(n, generator=generator)
     unknown = torch.rand(n, generator=generator) < UNKNOWN_SHARE
     return torch.where(unknown, torch.full_like(log_depth, float("nan")), log_depth), scatter
 
-
-draw_depths.max_scatter = 0.4
 
 
 def train(args):
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    draw_depths.max_scatter = args.max_scatter
     model = from_shipped()
     generator = torch.Generator().manual_seed(args.seed)
     noise = torch.Generator().manual_seed(args.seed + 1)
@@ -144,7 +143,7 @@ def train(args):
         model.train()
         index = torch.randint(len(data), (args.batch_size,), generator=generator)
         x, y, beam = (torch.stack(t) for t in zip(*(data[i] for i in index.tolist())))
-        log_depth, scatter = draw_depths(depth[index], generator)
+        log_depth, scatter = draw_depths(depth[index], generator, args.max_scatter)
         r = model.normaliser.targets(y, x)
         inputs = model.depth_inputs(x, beam, log_depth, scatter)
         lr = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * elapsed
@@ -213,7 +212,7 @@ def scores(mean, std, truth, depth_pc):
 
 def evaluate(args):
     shipped = load_model("unet")
-    model = DepthUNet(from_shipped().config, shipped.normaliser)
+    model = from_shipped(shipped)
     model.load_state_dict(load_file(str(Path(args.weights).with_suffix(".safetensors"))))
     result, lines = {}, [
         "U-Net continued with a given line-of-sight depth (experiment, "
