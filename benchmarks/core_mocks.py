@@ -293,22 +293,23 @@ def _term(flags, fitted):
             profile_width(envelope, contrast, binned, blended))
 
 
-def by_split(scored, fitted):
+def by_split(scored, fitted, flag="blended"):
     """Cells of the profile term each cloud is scored with, by the cores' contrast and by
-    the blended flag, profiles pooled: ``{"by_contrast": ..., "by_blending": ...}``."""
-    out = {"by_contrast": {}, "by_blending": {}}
+    the ``flag`` column (``--flag``), profiles pooled: ``{"by_contrast": ..., "by_flag":
+    ...}``, keys ``"<cloud>, contrast <bin>"`` and ``"<cloud>, <flag> yes|no"``."""
+    out = {"by_contrast": {}, "by_flag": {}}
     lo, hi = CONTRAST_EDGES
     names = [f"< {lo:g}", f"{lo:g}-{hi:g}", f"> {hi:g}"]
     for cloud in CLOUDS:
         draws, truth, *flags = (np.concatenate([scored[(cloud, p)][i] for p in PROFILES],
                                                axis=-1) for i in range(5))
         term = _term(flags, fitted["terms_by_cloud"][cloud])
-        contrast, blended = flags[1], flags[2]
+        contrast, flagged = flags[1], flags[2]
         bins = np.digitize(np.nan_to_num(contrast, nan=-1.0), CONTRAST_EDGES)
         picks = {("by_contrast", f"{cloud}, contrast {name}"):
                  (bins == b) & np.isfinite(contrast) for b, name in enumerate(names)}
-        picks.update({("by_blending", f"{cloud}, blended {'yes' if flag else 'no'}"):
-                      blended == flag for flag in (True, False)})
+        picks.update({("by_flag", f"{cloud}, {flag} {'yes' if value else 'no'}"):
+                      flagged == value for value in (True, False)})
         for (split, key), pick in picks.items():
             if pick.any():
                 out[split][key] = coverage(draws[:, pick], truth[pick],
@@ -358,7 +359,7 @@ def main():
     options_list = methods(args.ld, lc_spread=args.lc_spread)
     names = [term_method(o)["method"] for o in options_list]
     result = {"samples": args.samples, "seeds": args.seeds, "fit_on": args.fit_on,
-              "placement": args.placement, "flag": args.flag,  # by_blending splits by it
+              "placement": args.placement, "flag": args.flag,  # by_flag splits by it
               "methods": names, "models": {}}
     head = ("| model | method | cores | term | n | median log10(n_c/n_true) | 68 % range | "
             "68 % coverage | 95 % coverage |")
@@ -416,7 +417,7 @@ def main():
                 per_cell = {key: value[k] for key, value in scored.items()}
                 fitted = evaluate_method(per_cell, args.fit_on,
                                          TermKind(args.blended_term, args.narrow_term))
-                fitted.update(by_split(per_cell, fitted))
+                fitted.update(by_split(per_cell, fitted, args.flag))
                 by_cloud = fitted.pop("terms_by_cloud")
                 if args.fit_on == LEAVE_ONE_OUT:  # each cloud's own terms, kept in the JSON
                     fitted["terms_by_cloud"] = by_cloud
@@ -443,9 +444,9 @@ def main():
                     cloud, contrast = key.split(", contrast ")
                     contrast_lines.append(f"| {label} | {name} | {cloud} | {contrast} | "
                                           f"{row['cores']} | {_cells(row)} |")
-                for key, row in fitted["by_blending"].items():
-                    cloud, blended = key.split(", blended ")
-                    blending_lines.append(f"| {label} | {name} | {cloud} | {blended} | "
+                for key, row in fitted["by_flag"].items():
+                    cloud, value = key.split(f", {args.flag} ")
+                    blending_lines.append(f"| {label} | {name} | {cloud} | {value} | "
                                           f"{row['cores']} | {_cells(row)} |")
             if args.write_card:
                 _write_card(model, result["models"][model], options_list, names, args, others)
